@@ -1,0 +1,33 @@
+/**
+ * The judge: a pure function from one check's metrics to a verdict. The workflow calls it
+ * directly (deterministic, no I/O); judges with memory across checks (sequential tests) keep
+ * it in `state`, which the workflow stores and carries through continue-as-new.
+ */
+import type { AnalysisSpec } from '../spec/schema';
+import type { MetricsSample, VersionSummary } from './metrics';
+
+export type Verdict = 'pass' | 'fail' | 'inconclusive';
+
+export interface JudgeInput {
+  analysis: AnalysisSpec;
+  /** The candidate's configured traffic share during the interval, percent. */
+  candidateWeight: number;
+  /** Metrics of the interval just ended, both versions. */
+  interval: MetricsSample;
+}
+
+export interface Judgement<State> {
+  verdict: Verdict;
+  /** Plain sentences with the numbers behind the verdict. */
+  reasons: string[];
+  metrics: { baseline: VersionSummary; candidate: VersionSummary };
+  /** Judge-specific evidence (e-values, bounds...) recorded with the decision. */
+  evidence?: Record<string, unknown>;
+  state: State;
+}
+
+export interface Judge<State = unknown> {
+  readonly name: string;
+  initialState(): State;
+  judge(input: JudgeInput, state: State): Judgement<State>;
+}

@@ -1,0 +1,154 @@
+/**
+ * Metric shapes shared by metric sources, the gateway and the judge. Everything is plain data
+ * (JSON-safe), so it can cross the activity boundary and live in workflow state.
+ */
+
+/**
+ * A latency histogram in Prometheus' classic form, but with per-bucket (not cumulative) counts:
+ * `counts[i]` observations fell in (`boundsMs[i-1]`, `boundsMs[i]`]; the final extra entry,
+ * `counts[boundsMs.length]`, is the +Inf bucket.
+ */
+export interface Histogram {
+  boundsMs: number[];
+  counts: number[];
+}
+
+/** What one model version served, cumulative since some start or over one interval. */
+export interface VersionMetrics {
+  requests: number;
+  /** Failed requests: 5xx from the model, connection errors, timeouts. */
+  errors: number;
+  latency: Histogram;
+  /** Time to first response byte (first token), for streamed responses, when measured. */
+  timeToFirstByte?: Histogram;
+  /** Resource use, when the source knows it: CPU seconds and peak resident memory. */
+  cpuSeconds?: number;
+  memoryBytes?: number;
+}
+
+/** Both versions' metrics for the same span of time. */
+export interface MetricsSample {
+  baseline: VersionMetrics;
+  candidate: VersionMetrics;
+}
+
+/** Bucket edges (ms) spanning 1 ms – 60 s, fine enough around typical model latencies. */
+export const LATENCY_BUCKETS_MS: readonly number[] = [
+  1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500,
+  10000, 15000, 20000, 30000, 60000,
+];
+
+export function emptyHistogram(boundsMs: readonly number[] = LATENCY_BUCKETS_MS): Histogram {
+  return { boundsMs: [...boundsMs], counts: new Array(boundsMs.length + 1).fill(0) };
+}
+
+export function emptyVersionMetrics(): VersionMetrics {
+  return { requests: 0, errors: 0, latency: emptyHistogram() };
+}
+
+/** Adds one observation (ms) to a histogram in place. */
+export function observe(histogram: Histogram, valueMs: number): void {
+  let i = 0;
+  while (i < histogram.boundsMs.length && valueMs > histogram.boundsMs[i]!) i++;
+  histogram.counts[i] = (histogram.counts[i] ?? 0) + 1;
+}
+
+export function histogramTotal(histogram: Histogram): number {
+  return histogram.counts.reduce((sum, n) => sum + n, 0);
+}
+
+/**
+ * The q-quantile (0..1) of a histogram, interpolated linearly inside the bucket as Prometheus'
+ * `histogram_quantile` does. Undefined when the histogram is empty. A quantile in the +Inf
+ * bucket is reported as the last finite edge (the most that can be said).
+ */
+export function histogramQuantile(histogram: Histogram, q: number): number | undefined {
+  const total = histogramTotal(histogram);
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let seen = 0;
+  for (let i = 0; i < histogram.counts.length; i++) {
+    const count = histogram.counts[i]!;
+    if (count > 0 && seen + count >= rank) {
+      if (i >= histogram.boundsMs.length) return histogram.boundsMs[histogram.boundsMs.length - 1];
+      const lower = i === 0 ? 0 : histogram.boundsMs[i - 1]!;
+      const upper = histogram.boundsMs[i]!;
+      return lower + ((upper - lower) * (rank - seen)) / count;
+    }
+    seen += count;
+  }
+  return histogram.boundsMs[histogram.boundsMs.length - 1];
+}
+
+/**
+ * The interval between two cumulative readings. A counter that went down means the source
+ * restarted in between; then the newer reading is itself the interval's figure.
+ */
+export function intervalBetween(previous: VersionMetrics | undefined, current: VersionMetrics): VersionMetrics {
+  if (!previous || wasReset(previous, current)) return current;
+  const delta = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : b - a);
+  const result: VersionMetrics = {
+    requests: current.requests - previous.requests,
+    errors: current.errors - previous.errors,
+    latency: histogramDelta(previous.latency, current.latency),
+  };
+  if (current.timeToFirstByte) {
+    result.timeToFirstByte = previous.timeToFirstByte ? histogramDelta(previous.timeToFirstByte, current.timeToFirstByte) : current.timeToFirstByte;
+  }
+  const cpu = delta(previous.cpuSeconds, current.cpuSeconds);
+  if (cpu !== undefined) result.cpuSeconds = cpu;
+  if (current.memoryBytes !== undefined) result.memoryBytes = current.memoryBytes; // a gauge, not a counter
+  return result;
+}
+
+export function sampleBetween(previous: MetricsSample | undefined, current: MetricsSample): MetricsSample {
+  return {
+    baseline: intervalBetween(previous?.baseline, current.baseline),
+    candidate: intervalBetween(previous?.candidate, current.candidate),
+  };
+}
+
+function wasReset(previous: VersionMetrics, current: VersionMetrics): boolean {
+  if (current.requests < previous.requests || current.errors < previous.errors) return true;
+  if (!sameBounds(previous.latency, current.latency)) return true;
+  return current.latency.counts.some((n, i) => n < (previous.latency.counts[i] ?? 0));
+}
+
+function sameBounds(a: Histogram, b: Histogram): boolean {
+  return a.boundsMs.length === b.boundsMs.length && a.boundsMs.every((edge, i) => edge === b.boundsMs[i]);
+}
+
+function histogramDelta(previous: Histogram, current: Histogram): Histogram {
+  if (!sameBounds(previous, current)) return current;
+  return { boundsMs: [...current.boundsMs], counts: current.counts.map((n, i) => Math.max(0, n - (previous.counts[i] ?? 0))) };
+}
+
+/** The figures a person reads in a decision: counts, error rate, latency quantiles. */
+export interface VersionSummary {
+  requests: number;
+  errors: number;
+  errorRate: number;
+  latencyP50Ms?: number;
+  latencyP95Ms?: number;
+  latencyP99Ms?: number;
+  timeToFirstByteP95Ms?: number;
+}
+
+export function summarize(metrics: VersionMetrics): VersionSummary {
+  const summary: VersionSummary = {
+    requests: metrics.requests,
+    errors: metrics.errors,
+    errorRate: metrics.requests > 0 ? metrics.errors / metrics.requests : 0,
+  };
+  const p50 = histogramQuantile(metrics.latency, 0.5);
+  const p95 = histogramQuantile(metrics.latency, 0.95);
+  const p99 = histogramQuantile(metrics.latency, 0.99);
+  if (p50 !== undefined) summary.latencyP50Ms = round(p50);
+  if (p95 !== undefined) summary.latencyP95Ms = round(p95);
+  if (p99 !== undefined) summary.latencyP99Ms = round(p99);
+  const ttfb = metrics.timeToFirstByte && histogramQuantile(metrics.timeToFirstByte, 0.95);
+  if (ttfb !== undefined) summary.timeToFirstByteP95Ms = round(ttfb);
+  return summary;
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;

@@ -1,0 +1,42 @@
+/**
+ * Judge v0: fixed thresholds on the candidate alone, per check (as Flagger and Argo Rollouts
+ * do). Too few candidate requests → inconclusive, never a pass.
+ */
+import type { Judge, Judgement } from './judge';
+import { summarize } from './metrics';
+
+export const thresholdJudge: Judge<null> = {
+  name: 'threshold',
+  initialState: () => null,
+  judge({ analysis, interval }): Judgement<null> {
+    const metrics = { baseline: summarize(interval.baseline), candidate: summarize(interval.candidate) };
+    const { candidate } = metrics;
+    if (candidate.requests < analysis.minRequests) {
+      return {
+        verdict: 'inconclusive',
+        reasons: [`candidate served ${candidate.requests} requests, fewer than minRequests ${analysis.minRequests}`],
+        metrics,
+        state: null,
+      };
+    }
+    const { maxErrorRate, maxLatencyP95Ms } = analysis.thresholds;
+    const failures: string[] = [];
+    if (candidate.errorRate > maxErrorRate) {
+      failures.push(`candidate error rate ${pct(candidate.errorRate)} (${candidate.errors}/${candidate.requests}) is above maxErrorRate ${pct(maxErrorRate)}`);
+    }
+    if (candidate.latencyP95Ms !== undefined && candidate.latencyP95Ms > maxLatencyP95Ms) {
+      failures.push(`candidate p95 latency ${candidate.latencyP95Ms} ms is above maxLatencyP95Ms ${maxLatencyP95Ms} ms`);
+    }
+    if (failures.length > 0) return { verdict: 'fail', reasons: failures, metrics, state: null };
+    return {
+      verdict: 'pass',
+      reasons: [
+        `candidate error rate ${pct(candidate.errorRate)} ≤ ${pct(maxErrorRate)} and p95 latency ${candidate.latencyP95Ms ?? 'n/a'} ms ≤ ${maxLatencyP95Ms} ms over ${candidate.requests} requests`,
+      ],
+      metrics,
+      state: null,
+    };
+  },
+};
+
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;

@@ -1,0 +1,123 @@
+/**
+ * The rollout spec: the one definition of what a rollout asks for, used by the API and the CLI
+ * to validate input, and (as types only) by the workflow. Durations arrive as strings (`30s`)
+ * and leave validation as milliseconds, so nothing downstream parses text again.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration';
+
+const duration = (what: string) =>
+  z
+    .string({ error: `${what} must be a duration string such as "30s", "5m" or "1h"` })
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `${what} "${text}" is not a duration such as "30s", "5m" or "1h"` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const httpUrl = (what: string) =>
+  z.string({ error: `${what} must be a string` }).refine(
+    (text) => {
+      try {
+        const url = new URL(text);
+        return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: `${what} must be an absolute http(s) URL` },
+  );
+
+/** DNS-label-like: lower-case letters, digits and '-', starting with a letter, at most 63. */
+const TARGET = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+const modelVersion = (role: string) =>
+  z.strictObject(
+    {
+      version: z
+        .string({ error: `${role}.version must be a string` })
+        .regex(VERSION, `${role}.version must be 1-63 characters of letters, digits, '.', '_' or '-'`),
+      url: httpUrl(`${role}.url`),
+    },
+    { error: `${role} must be an object with "version" and "url"` },
+  );
+
+export const stepSchema = z.strictObject({
+  weight: z
+    .number({ error: 'weight must be a number' })
+    .gt(0, 'weight must be above 0')
+    .max(100, 'weight must be at most 100'),
+  /** How long to hold this weight while checks run; omitted means move on without baking. */
+  bake: duration('bake').optional(),
+  /** `manual`: after the bake, wait for an operator's approval before the next step. */
+  gate: z.enum(['auto', 'manual'], { error: 'gate must be "auto" or "manual"' }).default('auto'),
+});
+
+export const analysisSchema = z.strictObject({
+  interval: duration('interval').default(parseDuration('30s')!),
+  minRequests: z.number().int('minRequests must be a whole number').min(1, 'minRequests must be at least 1').default(50),
+  failureLimit: z.number().int('failureLimit must be a whole number').min(1, 'failureLimit must be at least 1').default(2),
+  /** Consecutive inconclusive checks tolerated before the rollout is rolled back; 0 = unlimited. */
+  inconclusiveLimit: z.number().int('inconclusiveLimit must be a whole number').min(0, 'inconclusiveLimit must be 0 or more').default(0),
+  thresholds: z
+    .strictObject({
+      maxErrorRate: z.number().min(0, 'maxErrorRate must be between 0 and 1').max(1, 'maxErrorRate must be between 0 and 1').default(0.05),
+      maxLatencyP95Ms: z.number().positive('maxLatencyP95Ms must be above 0').default(800),
+    })
+    .prefault({}),
+});
+
+const specShape = z.strictObject({
+    target: z
+      .string({ error: 'target must be a string' })
+      .regex(TARGET, "target must be a DNS-label-like name: lower-case letters, digits and '-', starting with a letter, at most 63 characters"),
+    baseline: modelVersion('baseline'),
+    candidate: modelVersion('candidate'),
+    steps: z.array(stepSchema, { error: 'steps must be an array' }).min(1, 'steps must hold at least one step'),
+    analysis: analysisSchema.prefault({}),
+    /** Where to send phase changes and decisions (JSON POST). */
+    notify: z.strictObject({ webhook: httpUrl('notify.webhook') }).optional(),
+  },
+  { error: 'the rollout spec must be a JSON object' });
+
+export const rolloutSpecSchema = specShape
+  // Cross-field rules run even when other fields are invalid (`when`), so one response lists
+  // every problem; each rule guards against the parts it reads being malformed.
+  .superRefine(crossFieldRules, { when: (payload) => typeof payload.value === 'object' && payload.value !== null });
+
+function crossFieldRules(spec: Partial<z.output<typeof specShape>>, ctx: z.RefinementCtx): void {
+  const baseline = spec.baseline?.version;
+  if (typeof baseline === 'string' && baseline === spec.candidate?.version) {
+    ctx.addIssue({ code: 'custom', path: ['candidate', 'version'], message: `candidate.version must differ from baseline.version ("${baseline}")` });
+  }
+  if (!Array.isArray(spec.steps)) return;
+  const interval = spec.analysis?.interval;
+  const steps = spec.steps as Array<Partial<RolloutStepShape> | undefined>;
+  steps.forEach((step, i) => {
+    const previous = steps[i - 1]?.weight;
+    if (typeof step?.weight === 'number' && typeof previous === 'number' && step.weight <= previous) {
+      ctx.addIssue({ code: 'custom', path: ['steps', i, 'weight'], message: `weight must be above the previous step's (${previous})` });
+    }
+    if (typeof step?.bake === 'number' && typeof interval === 'number' && step.bake < interval) {
+      ctx.addIssue({ code: 'custom', path: ['steps', i, 'bake'], message: 'bake must be at least analysis.interval' });
+    }
+  });
+  const lastIndex = steps.length - 1;
+  const lastWeight = steps[lastIndex]?.weight;
+  if (typeof lastWeight === 'number' && lastWeight !== 100) {
+    ctx.addIssue({ code: 'custom', path: ['steps', lastIndex, 'weight'], message: 'the last step must have weight 100' });
+  }
+}
+
+type RolloutStepShape = z.output<typeof stepSchema>;
+
+/** What a client sends (durations as strings, defaults optional). */
+export type RolloutSpecInput = z.input<typeof rolloutSpecSchema>;
+/** A validated spec: defaults filled in, durations in milliseconds. */
+export type RolloutSpec = z.output<typeof rolloutSpecSchema>;
+export type RolloutStep = RolloutSpec['steps'][number];
+export type AnalysisSpec = RolloutSpec['analysis'];
