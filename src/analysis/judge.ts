@@ -23,6 +23,11 @@ export interface Judgement<State> {
   metrics: { baseline: VersionSummary; candidate: VersionSummary };
   /** Judge-specific evidence (e-values, bounds...) recorded with the decision. */
   evidence?: Record<string, unknown>;
+  /**
+   * Set by judges that can tell: the evidence already shows no regression beyond tolerance
+   * for every metric (the step may end early, and the rollout may go beyond 25%).
+   */
+  readyToAdvance?: boolean;
   state: State;
 }
 
