@@ -1,0 +1,106 @@
+/**
+ * Options of the sequential judge, with defaults. Plain data; no zod here so that workflow code
+ * can import the judge without the schema (the zod fragment lives in ./schema.ts).
+ */
+import { DEFAULT_ALTERNATIVES } from './ratio-test';
+
+export interface SequentialJudgeOptions {
+  /** False-rollback probability for the whole rollout (all metrics, all checks). */
+  alpha: number;
+  /**
+   * How `alpha` is split across the tested metrics (fractions, summing to ≤ 1). The set of
+   * metrics is fixed at the first comparison: when time-to-first-byte is absent then, its share
+   * goes to latency and it is not tested later.
+   */
+  alphaSplit: { errors: number; latency: number; ttfb: number };
+  /** Tolerated rate ratio candidate/baseline r₀ per metric (error rate; exceedance rate at the boundary). */
+  tolerances: { errors: number; latency: number; ttfb: number };
+  /** Alternatives r > r₀ mixed with equal weights in the regression e-process. */
+  alternatives: number[];
+  /** Latency boundary: the baseline quantile it approximates, on a bucket edge (0.95 = p95). */
+  latencyQuantile: number;
+  /** Baseline latency observations summed before the boundary is fixed. */
+  boundaryMinBaseline: number;
+  /** Hard fast path: candidate error rate at or above this over ≥ catastrophicMinRequests fails at once... */
+  catastrophicErrorRate: number;
+  catastrophicMinRequests: number;
+  /** ...provided it is also at least this many times the baseline's (a shared outage is not the candidate's). */
+  catastrophicMinRatio: number;
+  /** Sample-ratio-mismatch test level (observed candidate share vs configured weight). */
+  srmAlpha: number;
+  /** Consecutive inconclusive checks before the judge fails the rollout; 0 = unlimited. */
+  maxConsecutiveInconclusive: number;
+  /** readyToAdvance: per-metric level of the "ratio < r₀" confidence bound. */
+  readyAlpha: number;
+  /** readyToAdvance needs at least this many candidate requests in the whole rollout. */
+  readyMinRequests: number;
+  /**
+   * Errors only: also ready when the bound on the ratio, applied to the baseline's observed error
+   * rate, leaves at most this absolute excess error rate (0.001 = 0.1 percentage point). Rare
+   * errors otherwise need hundreds of thousands of requests to bound a ratio. 0 disables.
+   */
+  readyErrorRateSlack: number;
+  /** Resource use (when both versions report it): candidate/baseline ratios above these breach. */
+  resource: {
+    maxCpuPerRequestRatio: number;
+    maxMemoryRatio: number;
+    /** Absolute cap on the candidate's memory, bytes; 0 = none. */
+    maxMemoryBytes: number;
+    /** Consecutive breaching checks before failing (noise in one scrape is not a regression). */
+    breachesToFail: number;
+  };
+}
+
+export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
+  alpha: 0.01,
+  alphaSplit: { errors: 0.5, latency: 0.3, ttfb: 0.2 },
+  tolerances: { errors: 1.2, latency: 1.25, ttfb: 1.25 },
+  alternatives: [...DEFAULT_ALTERNATIVES],
+  latencyQuantile: 0.95,
+  boundaryMinBaseline: 400,
+  catastrophicErrorRate: 0.2,
+  catastrophicMinRequests: 50,
+  catastrophicMinRatio: 2,
+  srmAlpha: 1e-6,
+  maxConsecutiveInconclusive: 10,
+  readyAlpha: 0.05,
+  readyMinRequests: 1000,
+  readyErrorRateSlack: 0.001,
+  resource: { maxCpuPerRequestRatio: 1.5, maxMemoryRatio: 1.5, maxMemoryBytes: 0, breachesToFail: 3 },
+};
+
+export type SequentialJudgeOptionsInput = Partial<
+  Omit<SequentialJudgeOptions, 'alphaSplit' | 'tolerances' | 'resource'> & {
+    alphaSplit: Partial<SequentialJudgeOptions['alphaSplit']>;
+    tolerances: Partial<SequentialJudgeOptions['tolerances']>;
+    resource: Partial<SequentialJudgeOptions['resource']>;
+  }
+>;
+
+export function resolveOptions(input: SequentialJudgeOptionsInput = {}): SequentialJudgeOptions {
+  const d = DEFAULT_SEQUENTIAL_OPTIONS;
+  const options: SequentialJudgeOptions = {
+    ...d,
+    ...stripUndefined(input),
+    alphaSplit: { ...d.alphaSplit, ...stripUndefined(input.alphaSplit ?? {}) },
+    tolerances: { ...d.tolerances, ...stripUndefined(input.tolerances ?? {}) },
+    resource: { ...d.resource, ...stripUndefined(input.resource ?? {}) },
+    alternatives: [...(input.alternatives ?? d.alternatives)],
+  };
+  const problems: string[] = [];
+  if (!(options.alpha > 0 && options.alpha < 1)) problems.push('alpha must be in (0, 1)');
+  const split = options.alphaSplit;
+  if ([split.errors, split.latency, split.ttfb].some((x) => !(x >= 0)) || split.errors + split.latency + split.ttfb > 1 + 1e-9) {
+    problems.push('alphaSplit shares must be ≥ 0 and sum to at most 1');
+  }
+  for (const [k, v] of Object.entries(options.tolerances)) if (!(v >= 1)) problems.push(`tolerances.${k} must be ≥ 1`);
+  if (!(options.readyAlpha > 0 && options.readyAlpha < 1)) problems.push('readyAlpha must be in (0, 1)');
+  if (!(options.srmAlpha > 0 && options.srmAlpha < 1)) problems.push('srmAlpha must be in (0, 1)');
+  if (!(options.latencyQuantile > 0 && options.latencyQuantile < 1)) problems.push('latencyQuantile must be in (0, 1)');
+  if (problems.length > 0) throw new RangeError(`invalid sequential judge options: ${problems.join('; ')}`);
+  return options;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,43 @@
+/**
+ * zod fragment for the sequential judge's options, for the spec to plug in as
+ * `analysis.sequential`. Every field is optional; omitted fields take DEFAULT_SEQUENTIAL_OPTIONS
+ * (applied by createSequentialJudge / resolveOptions, so the parsed value stays small).
+ */
+import { z } from 'zod';
+
+const fraction = (what: string) => z.number({ error: `${what} must be a number` }).gt(0, `${what} must be above 0`).lt(1, `${what} must be below 1`);
+const share = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be at least 0`).max(1, `${what} must be at most 1`);
+const ratio = (what: string) => z.number({ error: `${what} must be a number` }).min(1, `${what} must be at least 1`);
+const count = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).min(0, `${what} must be 0 or more`);
+
+export const sequentialOptionsSchema = z
+  .strictObject({
+    alpha: fraction('alpha').optional(),
+    alphaSplit: z.strictObject({ errors: share('alphaSplit.errors').optional(), latency: share('alphaSplit.latency').optional(), ttfb: share('alphaSplit.ttfb').optional() }).optional(),
+    tolerances: z.strictObject({ errors: ratio('tolerances.errors').optional(), latency: ratio('tolerances.latency').optional(), ttfb: ratio('tolerances.ttfb').optional() }).optional(),
+    alternatives: z.array(z.number().gt(1, 'alternatives must be above 1')).min(1).optional(),
+    latencyQuantile: fraction('latencyQuantile').optional(),
+    boundaryMinBaseline: count('boundaryMinBaseline').optional(),
+    catastrophicErrorRate: share('catastrophicErrorRate').optional(),
+    catastrophicMinRequests: count('catastrophicMinRequests').optional(),
+    catastrophicMinRatio: z.number().min(0).optional(),
+    srmAlpha: fraction('srmAlpha').optional(),
+    maxConsecutiveInconclusive: count('maxConsecutiveInconclusive').optional(),
+    readyAlpha: fraction('readyAlpha').optional(),
+    readyMinRequests: count('readyMinRequests').optional(),
+    readyErrorRateSlack: share('readyErrorRateSlack').optional(),
+    resource: z
+      .strictObject({
+        maxCpuPerRequestRatio: ratio('resource.maxCpuPerRequestRatio').optional(),
+        maxMemoryRatio: ratio('resource.maxMemoryRatio').optional(),
+        maxMemoryBytes: count('resource.maxMemoryBytes').optional(),
+        breachesToFail: count('resource.breachesToFail').min(1).optional(),
+      })
+      .optional(),
+  })
+  .refine((o) => !o.alphaSplit || (o.alphaSplit.errors ?? 0.5) + (o.alphaSplit.latency ?? 0.3) + (o.alphaSplit.ttfb ?? 0.2) <= 1 + 1e-9, {
+    message: 'alphaSplit shares must sum to at most 1',
+    path: ['alphaSplit'],
+  });
+
+export type SequentialOptionsSpec = z.output<typeof sequentialOptionsSchema>;
