@@ -72,7 +72,8 @@ function histogramOf(n: number, factor = 1, random?: () => number): Histogram {
   const exact = probabilities.map((p) => p * n);
   exact.forEach((x, i) => (counts[i] = Math.floor(x)));
   const order = exact.map((x, i) => [x - Math.floor(x), i] as const).sort((a, b) => b[0] - a[0]);
-  for (let k = 0; k < n - counts.reduce((a, b) => a + b, 0); k++) counts[order[k]![1]] = (counts[order[k]![1]] ?? 0) + 1;
+  const missing = n - counts.reduce((a, b) => a + b, 0);
+  for (let k = 0; k < missing; k++) counts[order[k]![1]] = (counts[order[k]![1]] ?? 0) + 1;
   const h = { boundsMs: [...LATENCY_BUCKETS_MS], counts };
   expectedCache.set(key, h);
   return { boundsMs: [...h.boundsMs], counts: [...h.counts] };
