@@ -1,0 +1,22 @@
+/**
+ * DEMO ONLY — runs one fake model version: `npm run demo:model -- --name v2 --port 9002 --latency-ms 120`.
+ * Flags (or env): --name (MODEL_VERSION), --port (MODEL_PORT, 9001), --host (MODEL_HOST),
+ * --latency-ms (MODEL_LATENCY_MS), --latency-spread (MODEL_LATENCY_SPREAD), --error-rate
+ * (MODEL_ERROR_RATE), --ttft-ms (MODEL_TTFT_MS), --tokens-per-second (MODEL_TOKENS_PER_SECOND),
+ * --max-tokens (MODEL_MAX_TOKENS).
+ */
+import { optionsFromArgs, startModelServer } from './model-server';
+
+async function main(): Promise<void> {
+  const options = optionsFromArgs(process.argv.slice(2));
+  const server = await startModelServer(options);
+  console.log(JSON.stringify({ msg: 'demo model listening', version: options.version, url: server.url, options }));
+  const stop = () => void server.close().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,211 @@
+/**
+ * Routes: the validated shape of a target's traffic split, and their atomic persistence in
+ * `$DATA_DIR/routes.json` (write a temp file, fsync it, rename it over, fsync the directory).
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const MAX_VERSIONS = 4;
+/** First path segments the gateway keeps for itself; never a target name. */
+export const RESERVED_TARGETS: ReadonlySet<string> = new Set(['admin', 'metrics', 'healthz']);
+
+/** DNS-label-like, as in the rollout spec: lower-case letters, digits and '-', starting with a letter. */
+export const TARGET_PATTERN = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+const httpUrl = z.string({ error: 'url must be a string' }).refine(
+  (text) => {
+    try {
+      const url = new URL(text);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && !url.search && !url.hash;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'url must be an absolute http(s) URL without query or fragment' },
+);
+
+export const routeVersionSchema = z.strictObject(
+  {
+    name: z
+      .string({ error: 'name must be a string' })
+      .regex(VERSION_PATTERN, "name must be 1-63 characters of letters, digits, '.', '_' or '-'"),
+    url: httpUrl,
+    weight: z
+      .number({ error: 'weight must be a number' })
+      .min(0, 'weight must be at least 0')
+      .max(100, 'weight must be at most 100'),
+  },
+  { error: 'each version must be an object with "name", "url" and "weight"' },
+);
+
+export const routeInputSchema = z
+  .strictObject(
+    {
+      versions: z
+        .array(routeVersionSchema, { error: 'versions must be an array' })
+        .min(1, 'versions must list at least one version')
+        .max(MAX_VERSIONS, `versions may list at most ${MAX_VERSIONS} versions`),
+      salt: z.string({ error: 'salt must be a string' }).min(1, 'salt must not be empty').max(200, 'salt must be at most 200 characters').optional(),
+    },
+    { error: 'the body must be a JSON object with "versions"' },
+  )
+  .superRefine((route, ctx) => {
+    const seen = new Map<string, number>();
+    route.versions.forEach((version, i) => {
+      const first = seen.get(version.name);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['versions', i, 'name'], message: `name "${version.name}" is already used by versions.${first}` });
+      } else {
+        seen.set(version.name, i);
+      }
+    });
+    const sum = route.versions.reduce((total, version) => total + version.weight, 0);
+    if (Math.abs(sum - 100) > 1e-6) {
+      ctx.addIssue({ code: 'custom', path: ['versions'], message: `weights must sum to 100 (they sum to ${Number(sum.toFixed(6))})` });
+    }
+  });
+
+export type RouteInput = z.infer<typeof routeInputSchema>;
+export type RouteVersion = z.infer<typeof routeVersionSchema>;
+
+/** A stored route: its versions in order [baseline, candidate, ...] and its bucketing salt. */
+export interface Route {
+  versions: RouteVersion[];
+  salt: string;
+}
+
+export interface Issue {
+  path: string;
+  message: string;
+}
+
+export type Validation<T> = { ok: true; value: T } | { ok: false; issues: Issue[] };
+
+export function validateTarget(target: string): Issue[] {
+  if (RESERVED_TARGETS.has(target)) return [{ path: 'target', message: `"${target}" is reserved by the gateway` }];
+  if (!TARGET_PATTERN.test(target)) {
+    return [{ path: 'target', message: "target must be 1-63 lower-case letters, digits or '-', starting with a letter" }];
+  }
+  return [];
+}
+
+/**
+ * Validates a PUT body for `target`. The salt defaults to the existing route's salt (so a
+ * weight change keeps every key where it was), or else to the target's name.
+ */
+export function parseRoute(target: string, body: unknown, existing?: Route): Validation<Route> {
+  const targetIssues = validateTarget(target);
+  const result = routeInputSchema.safeParse(body);
+  const issues = [...targetIssues];
+  if (!result.success) {
+    for (const issue of result.error.issues) issues.push({ path: issue.path.map(String).join('.'), message: issue.message });
+  }
+  if (issues.length > 0 || !result.success) return { ok: false, issues };
+  const versions = result.data.versions.map((v) => ({ name: v.name, url: v.url, weight: v.weight }));
+  return { ok: true, value: { versions, salt: result.data.salt ?? existing?.salt ?? target } };
+}
+
+const fileSchema = z.object({
+  routes: z.record(z.string(), z.object({ versions: z.array(routeVersionSchema).min(1), salt: z.string().min(1) })),
+});
+
+/**
+ * The route table with its file. Writes are serialized; the in-memory table changes only once
+ * the new file is durably in place, so what callers see is always what a restart would load.
+ */
+export class RouteStore {
+  private routes = new Map<string, Route>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private tempCounter = 0;
+  readonly file: string;
+
+  constructor(readonly dataDir: string) {
+    this.file = path.join(dataDir, 'routes.json');
+  }
+
+  /** Loads routes.json if present (a missing file is an empty table; a corrupt one is an error). */
+  async load(): Promise<void> {
+    await fs.mkdir(this.dataDir, { recursive: true });
+    let text: string;
+    try {
+      text = await fs.readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const parsed = fileSchema.safeParse(JSON.parse(text));
+    if (!parsed.success) throw new Error(`${this.file} is not a valid routes file: ${parsed.error.message}`);
+    this.routes = new Map(Object.entries(parsed.data.routes));
+  }
+
+  get(target: string): Route | undefined {
+    return this.routes.get(target);
+  }
+
+  entries(): IterableIterator<[string, Route]> {
+    return this.routes.entries();
+  }
+
+  toJSON(): { routes: Record<string, Route> } {
+    return { routes: Object.fromEntries(this.routes) };
+  }
+
+  set(target: string, route: Route): Promise<void> {
+    return this.mutate((next) => next.set(target, route));
+  }
+
+  /** Resolves true if the target existed. */
+  delete(target: string): Promise<boolean> {
+    let existed = false;
+    return this.mutate((next) => {
+      existed = next.delete(target);
+      return existed;
+    }).then(() => existed);
+  }
+
+  private mutate(change: (next: Map<string, Route>) => unknown): Promise<void> {
+    const run = async () => {
+      const next = new Map(this.routes);
+      change(next);
+      await this.writeAtomically(JSON.stringify({ routes: Object.fromEntries(next) }, null, 2) + '\n');
+      this.routes = next;
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async writeAtomically(text: string): Promise<void> {
+    const temp = `${this.file}.tmp-${process.pid}-${++this.tempCounter}`;
+    const handle = await fs.open(temp, 'w', 0o644);
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await fs.rename(temp, this.file);
+    } catch (err) {
+      await fs.rm(temp, { force: true });
+      throw err;
+    }
+    await fsyncDir(this.dataDir);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    // Some platforms cannot fsync a directory; the rename is still atomic there.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw err;
+  } finally {
+    await handle?.close();
+  }
+}
