@@ -1,0 +1,67 @@
+/**
+ * The REST API (design.md, "REST API (contract, v1)"): an Express app over one shared Temporal
+ * client. `createApp` does no I/O of its own, so tests mount it on any port.
+ */
+import express, { type Application } from 'express';
+import type { Client } from '@temporalio/client';
+import pino, { type Logger } from 'pino';
+import type { Config } from '../config';
+import { bearerAuth } from './auth';
+import { errorHandler, notFoundRoute, toApiError } from './errors';
+import { RolloutService } from './rollout-service';
+import { rolloutsRouter } from './rollouts';
+
+export const BODY_LIMIT = '1mb';
+
+export interface AppOptions {
+  client: Client;
+  config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl' | 'apiToken'>;
+  /** Silent when omitted. */
+  logger?: Logger;
+  /** Overrides for the Temporal call timeouts (ms). */
+  queryTimeoutMs?: number;
+  updateTimeoutMs?: number;
+}
+
+export function createApp({ client, config, logger = pino({ level: 'silent' }), ...timeouts }: AppOptions): Application {
+  const service = new RolloutService({ client, config, ...timeouts });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', false);
+
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  });
+
+  app.get('/healthz', async (_req, res) => {
+    try {
+      await client.connection.withDeadline(Date.now() + 2_000, () =>
+        client.workflowService.describeNamespace({ namespace: config.namespace }),
+      );
+      res.json({ ok: true, temporal: { ok: true, namespace: config.namespace } });
+    } catch (err) {
+      const message = toApiError(err)?.message ?? (err instanceof Error ? err.message : String(err));
+      res.status(503).json({
+        ok: false,
+        temporal: { ok: false, namespace: config.namespace },
+        error: { code: 'temporal_unavailable', message: `Temporal is not reachable: ${message}` },
+      });
+    }
+  });
+
+  const v1 = express.Router();
+  if (config.apiToken) v1.use(bearerAuth(config.apiToken));
+  v1.use(express.json({ limit: BODY_LIMIT }));
+  v1.use('/rollouts', rolloutsRouter(service));
+  app.use('/v1', v1);
+
+  app.use(notFoundRoute);
+  app.use(errorHandler(logger));
+  return app;
+}

@@ -1,0 +1,337 @@
+/**
+ * What the REST API asks of Temporal: start a rollout, list them, read one, send it an operator
+ * update. HTTP-free; failures come out as ApiErrors (404, 409...) or Temporal errors that
+ * errors.ts maps.
+ */
+import {
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowExecutionInfo,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import {
+  ApplicationFailure,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  defaultPayloadConverter,
+  type TypedSearchAttributes,
+} from '@temporalio/common';
+import type { Config } from '../config';
+import { formatDuration, type RolloutSpec } from '../spec';
+import {
+  NOT_APPLICABLE,
+  ROLLOUT_WORKFLOW,
+  abortUpdate,
+  approveUpdate,
+  pauseUpdate,
+  promoteUpdate,
+  resumeUpdate,
+  rolloutWorkflowId,
+  statusQuery,
+} from '../workflows/messages';
+import type { RolloutInput, rollout } from '../workflows/rollout';
+import { CanaryWeight, RolloutPhase, RolloutTarget } from '../workflows/search-attributes';
+import { newRolloutState, statusOf } from '../workflows/state';
+import { FINAL_PHASES, isFinal, type Phase, type RolloutStatus, type RolloutSummary } from '../workflows/status';
+import { ApiError, isDeadlineExceeded } from './errors';
+
+export const PHASES: readonly Phase[] = ['progressing', 'paused', 'awaiting_approval', 'rolling_back', ...FINAL_PHASES];
+
+export const ACTIONS = ['pause', 'resume', 'abort', 'promote', 'approve'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export interface ListFilter {
+  target?: string;
+  phase?: Phase;
+  limit?: number;
+}
+
+export interface RolloutServiceOptions {
+  client: Client;
+  config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl'>;
+  /** How long a status query may take before GET falls back to what visibility knows. */
+  queryTimeoutMs?: number;
+  /** How long an operator update may wait for the worker before the API answers 504. */
+  updateTimeoutMs?: number;
+}
+
+/** A status, marked stale when it comes from visibility because the workflow did not answer. */
+export type ApiRolloutStatus = RolloutStatus & { stale?: string };
+
+export class RolloutService {
+  private readonly client: Client;
+  private readonly config: RolloutServiceOptions['config'];
+  private readonly queryTimeoutMs: number;
+  private readonly updateTimeoutMs: number;
+
+  constructor(options: RolloutServiceOptions) {
+    this.client = options.client;
+    this.config = options.config;
+    this.queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
+    this.updateTimeoutMs = options.updateTimeoutMs ?? 20_000;
+  }
+
+  temporalUiLink(workflowId: string, runId: string): string {
+    const { temporalUiUrl, namespace } = this.config;
+    return `${temporalUiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}/history`;
+  }
+
+  /** Starts the rollout's workflow; the status returned is the initial one, built locally. */
+  async start(spec: RolloutSpec): Promise<RolloutStatus> {
+    const workflowId = rolloutWorkflowId(spec.target);
+    const startedAt = new Date().toISOString();
+    let runId: string;
+    try {
+      const handle = await this.client.workflow.start<typeof rollout>(ROLLOUT_WORKFLOW, {
+        args: [{ spec } satisfies RolloutInput],
+        workflowId,
+        taskQueue: this.config.taskQueue,
+        workflowIdConflictPolicy: 'FAIL',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        typedSearchAttributes: [
+          { key: RolloutTarget, value: spec.target },
+          { key: RolloutPhase, value: 'progressing' },
+          { key: CanaryWeight, value: 0 },
+        ],
+        staticSummary: summarizeSpec(spec),
+        staticDetails: detailSpec(spec),
+      });
+      runId = handle.firstExecutionRunId;
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        const running = await this.client.workflow
+          .getHandle(workflowId)
+          .describe()
+          .then((d) => d.runId)
+          .catch(() => 'unknown');
+        throw new ApiError(409, 'conflict', `target ${spec.target} already has a rollout in progress: ${workflowId} (run ${running})`);
+      }
+      throw err;
+    }
+    const status = statusOf(newRolloutState(workflowId, spec, null, startedAt));
+    return { ...status, links: { temporalUi: this.temporalUiLink(workflowId, runId) } };
+  }
+
+  /** Every rollout run, running and closed, newest first (continued-as-new runs are folded). */
+  async list(filter: ListFilter = {}): Promise<RolloutSummary[]> {
+    const limit = filter.limit ?? 100;
+    const clauses = [`WorkflowType = '${ROLLOUT_WORKFLOW}'`, `ExecutionStatus != 'ContinuedAsNew'`];
+    // Both values are validated against strict patterns by the route before they get here.
+    if (filter.target) clauses.push(`RolloutTarget = '${filter.target}'`);
+    if (filter.phase) clauses.push(`RolloutPhase = '${filter.phase}'`);
+    const rollouts: RolloutSummary[] = [];
+    for await (const info of this.client.workflow.list({ query: clauses.join(' AND '), pageSize: Math.min(limit, 100) })) {
+      rollouts.push(this.summaryOf(info));
+      if (rollouts.length >= limit) break;
+    }
+    return rollouts.sort((a, b) => (b.startedAt ?? '').localeCompare(a.startedAt ?? ''));
+  }
+
+  /** The rollout's current status: from the workflow while it runs, from its end once closed. */
+  async get(workflowId: string, runId?: string): Promise<ApiRolloutStatus> {
+    let description = await this.describe(workflowId, runId);
+    if (description.status.name === 'RUNNING') {
+      const handle = this.client.workflow.getHandle<typeof rollout>(workflowId, description.runId);
+      try {
+        const status = await this.client.connection.withDeadline(Date.now() + this.queryTimeoutMs, () =>
+          handle.query(statusQuery),
+        );
+        return this.withLinks(status, description.runId);
+      } catch (err) {
+        // Closed in the meantime, or no worker answering: say what visibility knows.
+        description = await this.describe(workflowId, description.runId);
+        if (description.status.name === 'RUNNING') {
+          const reason = isDeadlineExceeded(err) || isDeadlineExceeded((err as { cause?: unknown }).cause)
+            ? `no worker answered the status query within ${this.queryTimeoutMs} ms`
+            : `the status query failed: ${(err as Error).message}`;
+          return { ...(await this.statusFromDescription(description)), stale: reason };
+        }
+      }
+    }
+    return this.closedStatus(description);
+  }
+
+  /** Sends an operator update to the rollout's current run; returns the status it answers. */
+  async act(action: Action, workflowId: string, body: { reason?: string } = {}): Promise<RolloutStatus> {
+    const description = await this.describe(workflowId);
+    if (description.status.name !== 'RUNNING') throw await this.notApplicableAfterClose(action, description);
+    const handle = this.client.workflow.getHandle<typeof rollout>(workflowId, description.runId);
+    try {
+      const status = await this.client.connection.withDeadline(Date.now() + this.updateTimeoutMs, () => {
+        switch (action) {
+          case 'pause':
+            return handle.executeUpdate(pauseUpdate);
+          case 'resume':
+            return handle.executeUpdate(resumeUpdate);
+          case 'abort':
+            return handle.executeUpdate(abortUpdate, { args: [body.reason === undefined ? {} : { reason: body.reason }] });
+          case 'promote':
+            return handle.executeUpdate(promoteUpdate);
+          case 'approve':
+            return handle.executeUpdate(approveUpdate);
+        }
+      });
+      return this.withLinks(status, description.runId);
+    } catch (err) {
+      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === NOT_APPLICABLE) {
+        throw new ApiError(409, 'not_applicable', cause.message);
+      }
+      if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) {
+        // The run closed between describe and update (or while the update was in flight).
+        const now = await this.describe(workflowId, description.runId);
+        if (now.status.name !== 'RUNNING') throw await this.notApplicableAfterClose(action, now);
+      }
+      throw err;
+    }
+  }
+
+  // ---- helpers ----
+
+  private async describe(workflowId: string, runId?: string): Promise<WorkflowExecutionDescription> {
+    try {
+      const description = await this.client.workflow.getHandle(workflowId, runId).describe();
+      if (description.type !== ROLLOUT_WORKFLOW) throw notFound(workflowId);
+      return description;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw notFound(workflowId);
+      throw err;
+    }
+  }
+
+  private async notApplicableAfterClose(action: Action, description: WorkflowExecutionDescription): Promise<ApiError> {
+    const status = await this.closedStatus(description);
+    const why = status.outcome?.reason ? ` (${status.outcome.reason})` : '';
+    return new ApiError(409, 'not_applicable', `rollout is ${status.phase}; cannot ${action} a rollout that has ended${why}`);
+  }
+
+  /** A closed run: its result when it completed, else what its search attributes last said. */
+  private async closedStatus(description: WorkflowExecutionDescription): Promise<RolloutStatus> {
+    // A run that continued as new is not the rollout's end: the chain's latest run is.
+    if (description.status.name === 'CONTINUED_AS_NEW') return this.get(description.workflowId);
+    const handle = this.client.workflow.getHandle<typeof rollout>(description.workflowId, description.runId, { followRuns: false });
+    if (description.status.name === 'COMPLETED') {
+      return this.withLinks(await handle.result(), description.runId);
+    }
+    let failure: string | undefined;
+    try {
+      await handle.result();
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) failure = err.cause?.message || err.message;
+    }
+    return this.statusFromDescription(description, failure);
+  }
+
+  /**
+   * A status from visibility alone (the run is terminated, timed out, failed, or its worker is
+   * not answering): the spec from the run's input, phase and weight from search attributes.
+   */
+  private async statusFromDescription(description: WorkflowExecutionDescription, failure?: string): Promise<RolloutStatus> {
+    const spec = await this.specOf(description);
+    const attributes = description.typedSearchAttributes;
+    const lastPhase = phaseOf(attributes);
+    const weight = attributes.get(CanaryWeight) ?? 0;
+    const state = newRolloutState(description.workflowId, spec, null, description.startTime.toISOString());
+    state.weights = { baseline: 100 - weight, candidate: weight };
+    const reached = spec.steps.findIndex((s) => s.weight >= weight);
+    state.stepIndex = weight > 0 && reached >= 0 ? reached : 0;
+    state.updatedAt = (description.closeTime ?? new Date()).toISOString();
+    if (description.status.name === 'RUNNING') {
+      state.phase = lastPhase ?? 'progressing';
+    } else if (lastPhase && isFinal(lastPhase)) {
+      state.phase = lastPhase;
+      state.outcome = { result: lastPhase, reason: failure ?? `workflow ${statusWord(description)}`, at: state.updatedAt };
+    } else {
+      // Closed without the workflow concluding: no compensation ran.
+      state.phase = 'failed';
+      const how = failure ? `workflow ${statusWord(description)}: ${failure}` : `workflow ${statusWord(description)}`;
+      state.outcome = {
+        result: 'failed',
+        reason: `${how} while ${lastPhase ?? 'running'}; compensation did not run, the candidate may still receive ${weight}% of traffic`,
+        at: state.updatedAt,
+      };
+    }
+    return this.withLinks(statusOf(state), description.runId);
+  }
+
+  /** The spec the run was started with: the first event's input. */
+  private async specOf(description: WorkflowExecutionDescription): Promise<RolloutSpec> {
+    const response = await this.client.workflowService.getWorkflowExecutionHistory({
+      namespace: this.config.namespace,
+      execution: { workflowId: description.workflowId, runId: description.runId },
+      maximumPageSize: 1,
+    });
+    const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!payload) throw new Error(`rollout ${description.workflowId} run ${description.runId} has no input`);
+    return defaultPayloadConverter.fromPayload<RolloutInput>(payload).spec;
+  }
+
+  private summaryOf(info: WorkflowExecutionInfo): RolloutSummary {
+    const attributes = info.typedSearchAttributes;
+    const lastPhase = phaseOf(attributes);
+    let phase: RolloutSummary['phase'] = lastPhase ?? 'unknown';
+    if (info.status.name !== 'RUNNING' && info.status.name !== 'COMPLETED' && !(lastPhase && isFinal(lastPhase))) {
+      phase = 'failed'; // terminated or timed out before concluding: see GET /v1/rollouts/:id
+    }
+    const summary: RolloutSummary = {
+      id: info.workflowId,
+      runId: info.runId,
+      target: attributes.get(RolloutTarget) ?? info.workflowId.replace(/^rollout-/, ''),
+      phase,
+      startedAt: info.startTime.toISOString(),
+      links: { temporalUi: this.temporalUiLink(info.workflowId, info.runId) },
+    };
+    const weight = attributes.get(CanaryWeight);
+    if (weight !== undefined) summary.canaryWeight = weight;
+    if (info.closeTime) summary.closedAt = info.closeTime.toISOString();
+    return summary;
+  }
+
+  private withLinks(status: RolloutStatus, runId: string): RolloutStatus {
+    return { ...status, links: { temporalUi: this.temporalUiLink(status.id, runId) } };
+  }
+}
+
+export function isPhase(value: string): value is Phase {
+  return (PHASES as readonly string[]).includes(value);
+}
+
+function phaseOf(attributes: TypedSearchAttributes): Phase | undefined {
+  const value = attributes.get(RolloutPhase);
+  return value !== undefined && isPhase(value) ? value : undefined;
+}
+
+function statusWord(description: WorkflowExecutionDescription): string {
+  return description.status.name.toLowerCase().replace(/_/g, ' ');
+}
+
+function notFound(workflowId: string): ApiError {
+  return new ApiError(404, 'not_found', `no rollout with id ${workflowId}`);
+}
+
+/** One line for the Temporal UI's workflow list, e.g. "chat: v1 → v2 in 3 steps (10%, 50%, 100%)". */
+export function summarizeSpec(spec: RolloutSpec): string {
+  const n = spec.steps.length;
+  const weights = spec.steps.map((s) => `${s.weight}%`).join(', ');
+  return `${spec.target}: ${spec.baseline.version} → ${spec.candidate.version} in ${n} step${n === 1 ? '' : 's'} (${weights})`;
+}
+
+/** The spec in Temporal markdown, for the workflow's details panel. */
+function detailSpec(spec: RolloutSpec): string {
+  const { analysis } = spec;
+  const steps = spec.steps.map(
+    (s, i) => `${i + 1}. ${s.weight}%${s.bake ? `, bake ${formatDuration(s.bake)}` : ''}${s.gate === 'manual' ? ', manual approval' : ''}`,
+  );
+  return [
+    `**baseline** ${spec.baseline.version} (${spec.baseline.url})`,
+    `**candidate** ${spec.candidate.version} (${spec.candidate.url})`,
+    '',
+    ...steps,
+    '',
+    `checks every ${formatDuration(analysis.interval)}, at least ${analysis.minRequests} requests, ` +
+      `${analysis.failureLimit} failed check(s) roll back; error rate ≤ ${analysis.thresholds.maxErrorRate}, ` +
+      `p95 ≤ ${analysis.thresholds.maxLatencyP95Ms} ms`,
+  ].join('\n');
+}
