@@ -1,0 +1,122 @@
+/**
+ * Drives one judge through one simulated rollout, either at a fixed weight for a horizon or up
+ * the full ladder. On the ladder, fixed judges bake each step for BAKE intervals; the adaptive
+ * judge (ours) follows the workflow policy its readyToAdvance is meant for:
+ *  - end a step early once ready (after at least MIN_STEP intervals);
+ *  - at the end of the bake, extend while marginal (not ready and some e-value ≥ 1), up to
+ *    MAX_STEP intervals, then move on;
+ *  - never go beyond 25% without ready: at the 25% and 50% steps, extend until ready, and after
+ *    MAX_STEP intervals stop the rollout as "held" (neither promoted nor rolled back).
+ */
+import type { AnalysisSpec } from '../../src/spec/schema';
+import type { MetricsSample } from '../../src/analysis/metrics';
+import type { BenchJudge } from './judges';
+import { addSamples, emptySample, intervalAt, truthAt, type Rollout } from './simulator';
+
+export const LADDER = [1, 5, 10, 25, 50];
+export const BAKE = 10;
+export const MIN_STEP = 2;
+export const MAX_STEP = 30;
+export const LADDER_HORIZON = LADDER.length * MAX_STEP + 5;
+
+export type Schedule = { kind: 'fixed'; weight: number } | { kind: 'ladder' };
+
+export interface Outcome {
+  rolledBack: boolean;
+  promoted: boolean;
+  held: boolean;
+  /** Interval index of the decision (rollback, promotion or hold); horizon if none. */
+  decidedAt: number;
+  weightAtDecision: number;
+  /** Candidate requests served since the regression's onset until the rollback. */
+  candidateRequestsSinceOnset: number;
+  candidateRequests: number;
+  /** Excess errors + excess slow requests (beyond the nominal p95) served by the regressed candidate. */
+  harmed: number;
+}
+
+export const ANALYSIS: AnalysisSpec = {
+  interval: 30_000,
+  minRequests: 50,
+  failureLimit: 1,
+  inconclusiveLimit: 0,
+  thresholds: { maxErrorRate: 0.02, maxLatencyP95Ms: 1000 },
+};
+
+export function runRollout(
+  judge: BenchJudge,
+  rollout: Rollout,
+  schedule: Schedule,
+  analysis: AnalysisSpec,
+  cache: Map<string, MetricsSample>,
+): Outcome {
+  const runner = judge.start(analysis);
+  let step = 0;
+  let inStep = 0;
+  let carry: MetricsSample | undefined;
+  let candidateRequests = 0;
+  let sinceOnset = 0;
+  let harmed = 0;
+  const weightAt = () => (schedule.kind === 'fixed' ? schedule.weight : LADDER[step]!);
+  for (let k = 0; k < rollout.horizon; k++) {
+    const weight = weightAt();
+    const truth = truthAt(rollout, k);
+    let sample = intervalAt(rollout, k, weight, cache);
+    const nB = sample.candidate.requests;
+    candidateRequests += nB;
+    if (truth.regressed) {
+      sinceOnset += nB;
+      harmed += nB * (Math.max(0, truth.candidateErrorRate - truth.baselineErrorRate) + Math.max(0, truth.candidateSlow - truth.baselineSlow));
+    }
+    if (rollout.missing[k]) {
+      carry = carry ? addSamples(carry, sample) : sample;
+      sample = emptySample();
+    } else if (carry) {
+      sample = addSamples(carry, sample);
+      carry = undefined;
+    }
+    const check = runner.check(sample, weight);
+    const done = (o: Partial<Outcome>): Outcome => ({
+      rolledBack: false,
+      promoted: false,
+      held: false,
+      decidedAt: k,
+      weightAtDecision: weight,
+      candidateRequestsSinceOnset: sinceOnset,
+      candidateRequests,
+      harmed,
+      ...o,
+    });
+    if (check.rollback) return done({ rolledBack: true });
+    if (schedule.kind === 'ladder') {
+      inStep += 1;
+      let advance = false;
+      if (judge.adaptive) {
+        const gate = weight >= 25; // leaving this step goes beyond 25%
+        if (check.ready && inStep >= MIN_STEP) advance = true;
+        else if (inStep >= BAKE && !gate && !check.marginal) advance = true;
+        else if (inStep >= MAX_STEP) {
+          if (gate) return done({ held: true });
+          advance = true;
+        }
+      } else if (inStep >= BAKE) {
+        advance = true;
+      }
+      if (advance) {
+        step += 1;
+        inStep = 0;
+        if (step >= LADDER.length) return done({ promoted: true });
+      }
+    }
+  }
+  return {
+    rolledBack: false,
+    promoted: false,
+    held: false,
+    decidedAt: rollout.horizon,
+    weightAtDecision: weightAt(),
+    candidateRequestsSinceOnset: sinceOnset,
+    candidateRequests,
+    harmed,
+  };
+}

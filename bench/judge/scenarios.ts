@@ -1,0 +1,88 @@
+/** The benchmark's scenarios: A/A across the nuisance grid, A/B error and latency regressions. */
+import type { AnalysisSpec } from '../../src/spec/schema';
+import { ANALYSIS, LADDER_HORIZON, type Schedule } from './rollout';
+import { NOMINAL_P95_MS, type Nuisance, type World } from './simulator';
+
+export interface Scenario {
+  id: string;
+  group: 'A/A' | 'errors' | 'latency';
+  /** Short description of the cell. */
+  label: string;
+  world: World;
+  schedule: Schedule;
+  horizon: number;
+  reps: number;
+  analysis: AnalysisSpec;
+}
+
+const FIXED_HORIZON = 120; // one hour of 30 s checks
+const RPS = 100;
+
+const spread = {
+  low: { podErrorSpread: 0.05, podLatencySpread: 0.02 },
+  mid: { podErrorSpread: 0.1, podLatencySpread: 0.03 },
+  high: { podErrorSpread: 0.15, podLatencySpread: 0.05 },
+};
+
+const DEFAULT_NUISANCE: Nuisance = { candidatePods: 3, ...spread.mid, shock: 0.15, missing: 0.02 };
+
+/** Fixed-threshold judges get thresholds an operator would set: 2× the usual error rate, 1.25× the usual p95. */
+function analysisFor(baseErrorRate: number): AnalysisSpec {
+  return { ...ANALYSIS, thresholds: { maxErrorRate: 2 * baseErrorRate, maxLatencyP95Ms: Math.round(1.25 * NOMINAL_P95_MS) } };
+}
+
+const scheduleLabel = (s: Schedule) => (s.kind === 'fixed' ? `w=${s.weight}%` : 'ladder');
+
+export function scenarios(quick: boolean): Scenario[] {
+  const out: Scenario[] = [];
+  const aaReps = quick ? 100 : 600;
+  const abReps = quick ? 40 : 200;
+  const world = (baseErrorRate: number, nuisance: Nuisance, errorFactor = 1, latencyFactor = 1, onset = Number.MAX_SAFE_INTEGER): World => ({
+    rps: RPS,
+    baseErrorRate,
+    nuisance,
+    errorFactor,
+    latencyFactor,
+    onset,
+  });
+  const add = (group: Scenario['group'], label: string, w: World, schedule: Schedule, reps: number) =>
+    out.push({
+      id: `${group} ${label} ${scheduleLabel(schedule)}`,
+      group,
+      label,
+      world: w,
+      schedule,
+      horizon: schedule.kind === 'fixed' ? FIXED_HORIZON : LADDER_HORIZON,
+      reps,
+      analysis: analysisFor(w.baseErrorRate),
+    });
+
+  // A/A across the nuisance grid, on the full ladder (false rollbacks, time to promote).
+  for (const pods of [1, 3, 8]) {
+    for (const sp of ['low', 'high'] as const) {
+      for (const shock of [0, 0.15]) {
+        for (const missing of [0, 0.05]) {
+          const n: Nuisance = { candidatePods: pods, ...spread[sp], shock, missing };
+          add('A/A', `pods=${pods} spread=${sp} shock=${shock} miss=${missing}`, world(0.01, n), { kind: 'ladder' }, aaReps);
+        }
+      }
+    }
+  }
+  add('A/A', 'base=0.1% pods=3 spread=mid shock=0.15 miss=0.02', world(0.001, DEFAULT_NUISANCE), { kind: 'ladder' }, aaReps);
+  for (const weight of [5, 50]) add('A/A', 'pods=3 spread=mid shock=0.15 miss=0.02', world(0.01, DEFAULT_NUISANCE), { kind: 'fixed', weight }, aaReps);
+
+  const schedules: Schedule[] = [{ kind: 'fixed', weight: 1 }, { kind: 'fixed', weight: 5 }, { kind: 'fixed', weight: 25 }, { kind: 'fixed', weight: 50 }, { kind: 'ladder' }];
+  for (const base of [0.001, 0.01]) {
+    for (const factor of [1.5, 2, 5]) {
+      for (const s of schedules) add('errors', `errors x${factor} base=${base * 100}% onset=0`, world(base, DEFAULT_NUISANCE, factor, 1, 0), s, abReps);
+    }
+  }
+  add('errors', 'errors x2 base=1% onset=40', world(0.01, DEFAULT_NUISANCE, 2, 1, 40), { kind: 'fixed', weight: 5 }, abReps);
+  add('errors', 'errors x2 base=1% onset=30', world(0.01, DEFAULT_NUISANCE, 2, 1, 30), { kind: 'ladder' }, abReps);
+  for (const factor of [1.1, 1.25, 1.5]) {
+    for (const s of schedules) add('latency', `p95 x${factor} onset=0`, world(0.01, DEFAULT_NUISANCE, 1, factor, 0), s, abReps);
+  }
+  add('latency', 'p95 x1.25 onset=40', world(0.01, DEFAULT_NUISANCE, 1, 1.25, 40), { kind: 'fixed', weight: 5 }, abReps);
+  add('latency', 'p95 x1.25 onset=30', world(0.01, DEFAULT_NUISANCE, 1, 1.25, 30), { kind: 'ladder' }, abReps);
+  return out;
+}
