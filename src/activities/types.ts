@@ -13,6 +13,8 @@ export interface ModelVersion {
 export interface TrafficRoute {
   target: string;
   versions: Array<ModelVersion & { weight: number }>;
+  /** Fixed per rollout, so sticky users only ever move from baseline to candidate. */
+  salt?: string;
 }
 
 /** Splits a target's traffic between versions (embedded gateway, NGINX, Envoy, SageMaker...). */

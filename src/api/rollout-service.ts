@@ -57,9 +57,6 @@ export interface RolloutServiceOptions {
   updateTimeoutMs?: number;
 }
 
-/** A status, marked stale when it comes from visibility because the workflow did not answer. */
-export type ApiRolloutStatus = RolloutStatus & { stale?: string };
-
 export class RolloutService {
   private readonly client: Client;
   private readonly config: RolloutServiceOptions['config'];
@@ -130,7 +127,7 @@ export class RolloutService {
   }
 
   /** The rollout's current status: from the workflow while it runs, from its end once closed. */
-  async get(workflowId: string, runId?: string): Promise<ApiRolloutStatus> {
+  async get(workflowId: string, runId?: string): Promise<RolloutStatus> {
     let description = await this.describe(workflowId, runId);
     if (description.status.name === 'RUNNING') {
       const handle = this.client.workflow.getHandle<typeof rollout>(workflowId, description.runId);

@@ -23,7 +23,7 @@ export interface AbortRequest {
 
 export const pauseUpdate = defineUpdate<RolloutStatus, []>('pause');
 export const resumeUpdate = defineUpdate<RolloutStatus, []>('resume');
-export const abortUpdate = defineUpdate<RolloutStatus, [AbortRequest?]>('abort');
+export const abortUpdate = defineUpdate<RolloutStatus, [AbortRequest]>('abort');
 /** Skip the remaining steps: the candidate takes 100% now. */
 export const promoteUpdate = defineUpdate<RolloutStatus, []>('promote');
 /** Let a `manual` gate pass. */

@@ -60,6 +60,8 @@ export interface RolloutStatus {
   updatedAt: string;
   outcome?: Outcome;
   links?: { temporalUi: string };
+  /** Set by the API when no worker answered and the status was rebuilt from the server's record. */
+  stale?: string;
   spec: RolloutSpec;
 }
 

@@ -1,0 +1,416 @@
+/**
+ * The rollout workflow: walks a candidate model version through traffic steps, checks its
+ * metrics against the baseline's as it bakes, and undoes everything it changed when the judge
+ * fails it, an operator aborts, or something breaks.
+ *
+ * Read top to bottom: state and message handlers, then the story (attach the candidate, each
+ * step: set weights → bake with checks → gate), then its endings (promotion, compensation,
+ * continue-as-new). Deterministic: no I/O (activities do that) and only the workflow clock.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RolloutActivities } from '../activities';
+import type { Judge } from '../analysis/judge';
+import { sampleBetween } from '../analysis/metrics';
+import { thresholdJudge } from '../analysis/threshold-judge';
+import type { RolloutSpec, RolloutStep } from '../spec/schema';
+import {
+  NOT_APPLICABLE,
+  abortUpdate,
+  approveUpdate,
+  pauseUpdate,
+  promoteUpdate,
+  resumeUpdate,
+  statusQuery,
+} from './messages';
+import { CanaryWeight, RolloutPhase, RolloutTarget } from './search-attributes';
+import { baselineOnlyRoute, newRolloutState, routeAt, statusOf, weightsOf, type RolloutState } from './state';
+import type { FinalPhase, Phase, RolloutStatus } from './status';
+import type { TrafficRoute } from '../activities/types';
+
+export interface RolloutInput {
+  spec: RolloutSpec;
+  /** Present when this run continues an earlier one (continue-as-new). */
+  state?: RolloutState;
+  /** Continue-as-new once history reaches this many events, even unprompted (tests use it). */
+  historyLimit?: number;
+}
+
+/** Changes to traffic: bounded, so a router that stays down fails the rollout (and restores). */
+const { setTrafficWeights, collectMetrics } = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '15s',
+  scheduleToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s' },
+});
+
+/** Undoing changes must not give up early: traffic has to get back to the baseline. */
+const compensation = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '15s',
+  scheduleToCloseTimeout: '15m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
+});
+
+/** Notifications are best effort: a few tries, never holding up the rollout. */
+const { notify } = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', maximumAttempts: 5 },
+});
+
+const DEFAULT_HISTORY_LIMIT = 20_000;
+
+type StepsOutcome =
+  | { kind: 'completed' }
+  | { kind: 'promote' }
+  | { kind: 'rollback'; reason: string }
+  | { kind: 'continue-as-new' };
+
+export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
+  const judge: Judge<unknown> = thresholdJudge;
+  const state: RolloutState =
+    input.state ?? newRolloutState(workflowInfo().workflowId, input.spec, judge.initialState(), workflowInfo().startTime.toISOString());
+  const { spec } = state;
+  const pendingNotifications: Promise<unknown>[] = [];
+  // Created before any handler can run, so an abort always has a scope to cancel.
+  const stepsScope = new CancellationScope();
+
+  // ---- Messages: what operators can ask, and when it applies ----
+
+  setHandler(statusQuery, () => statusOf(state));
+
+  setHandler(
+    pauseUpdate,
+    () => {
+      enterPhase('paused', 'paused by operator');
+      return statusOf(state);
+    },
+    { validator: () => requirePhase('pause', ['progressing']) },
+  );
+
+  setHandler(
+    resumeUpdate,
+    () => {
+      enterPhase('progressing', 'resumed by operator');
+      return statusOf(state);
+    },
+    { validator: () => requirePhase('resume', ['paused']) },
+  );
+
+  setHandler(
+    abortUpdate,
+    (request) => {
+      state.requested.abort = { reason: request.reason?.trim() || 'aborted by operator' };
+      enterPhase('rolling_back', state.requested.abort.reason);
+      stepsScope.cancel();
+      return statusOf(state);
+    },
+    { validator: (_request) => requirePhase('abort', ['progressing', 'paused', 'awaiting_approval']) },
+  );
+
+  setHandler(
+    promoteUpdate,
+    () => {
+      state.requested.promote = true;
+      if (state.phase !== 'progressing') enterPhase('progressing', 'promotion requested by operator');
+      return statusOf(state);
+    },
+    { validator: () => requirePhase('promote', ['progressing', 'paused', 'awaiting_approval']) },
+  );
+
+  setHandler(
+    approveUpdate,
+    () => {
+      state.requested.approve = true;
+      enterPhase('progressing', 'approved by operator');
+      return statusOf(state);
+    },
+    { validator: () => requirePhase('approve', ['awaiting_approval']) },
+  );
+
+  // ---- The story ----
+
+  publishSearchAttributes();
+  if (state.runs === 1) announce('phase', `rollout of ${spec.candidate.version} over ${spec.baseline.version} started`);
+
+  let outcome: StepsOutcome;
+  try {
+    outcome = await stepsScope.run(progressThroughSteps);
+  } catch (err) {
+    await endWithCompensation(...failureEnding(err));
+    return finish();
+  }
+
+  switch (outcome.kind) {
+    case 'continue-as-new':
+      await condition(allHandlersFinished);
+      await Promise.allSettled(pendingNotifications);
+      state.runs += 1;
+      return continueAsNew<typeof rollout>({ spec, state, historyLimit: input.historyLimit });
+    case 'rollback':
+      await endWithCompensation('rolled_back', outcome.reason);
+      return finish();
+    case 'completed':
+    case 'promote':
+      await promoteCandidate(outcome.kind === 'promote' ? 'promoted by operator' : 'every step passed');
+      return finish();
+  }
+
+  /** Attach the candidate, then each step: set weights → bake with checks → gate. */
+  async function progressThroughSteps(): Promise<StepsOutcome> {
+    if (state.stepIndex === 0 && state.stage === 'apply' && state.undos.length === 0) await attachCandidate();
+    while (state.stepIndex < spec.steps.length) {
+      if (state.requested.promote) return { kind: 'promote' };
+      const step = spec.steps[state.stepIndex]!;
+      if (state.stage === 'apply') {
+        await applyRoute(routeAt(spec, state.id, step.weight));
+        state.stage = 'bake';
+        state.bakedMs = 0;
+        state.sinceCheckMs = 0;
+        state.stepVerdict = undefined;
+      }
+      if (state.stage === 'bake') {
+        const baked = await bake(step);
+        if (baked) return baked;
+        state.stage = 'gate';
+      }
+      if (step.gate === 'manual' && state.stepIndex < spec.steps.length - 1) {
+        await awaitApproval();
+        if (state.requested.promote) return { kind: 'promote' };
+      }
+      state.stepIndex += 1;
+      state.stage = 'apply';
+      touch();
+    }
+    return { kind: 'completed' };
+  }
+
+  /**
+   * Registers the candidate with the router at 0%, and reads the counters the first check
+   * will be measured from. Each undo is registered before its change: a change whose activity
+   * timed out may still have happened, and undoing it is harmless either way.
+   */
+  async function attachCandidate(): Promise<void> {
+    state.undos.push({ description: `detach candidate ${spec.candidate.version}`, route: baselineOnlyRoute(spec, state.id) });
+    state.undos.push({ description: `restore 100% to baseline ${spec.baseline.version}`, route: routeAt(spec, state.id, 0) });
+    await applyRoute(routeAt(spec, state.id, 0));
+    state.lastReading = await collectMetrics({ target: spec.target, baseline: spec.baseline, candidate: spec.candidate });
+  }
+
+  /**
+   * Holds the step's weight for its bake time (counted only while not paused), running a check
+   * every analysis interval and once more when the bake ends. The step ends only on a passing
+   * check: an inconclusive or failed (but under the limit) last check holds the weight and
+   * keeps checking. Returns how the rollout must go on when it cannot simply take the next step.
+   */
+  async function bake(step: RolloutStep): Promise<StepsOutcome | undefined> {
+    const bakeMs = step.bake ?? 0;
+    const { interval } = spec.analysis;
+    for (;;) {
+      const baked = state.bakedMs >= bakeMs;
+      if (bakeMs === 0 || (baked && state.stepVerdict === 'pass')) return undefined;
+      const slice = baked ? interval - state.sinceCheckMs : Math.min(interval - state.sinceCheckMs, bakeMs - state.bakedMs);
+      const started = workflowClockMs();
+      const interrupted = await condition(() => state.phase === 'paused' || state.requested.promote === true, slice);
+      const elapsed = interrupted ? workflowClockMs() - started : slice;
+      state.bakedMs += elapsed;
+      state.sinceCheckMs += elapsed;
+      touch();
+      if (state.requested.promote) return { kind: 'promote' };
+      if (state.phase === 'paused') {
+        await condition(() => state.phase !== 'paused');
+        continue;
+      }
+      if (state.sinceCheckMs >= interval || state.bakedMs >= bakeMs) {
+        const ending = await runCheck(step);
+        if (ending) return ending;
+        if (continueAsNewDue()) return { kind: 'continue-as-new' };
+      }
+    }
+  }
+
+  /** One metric check: read, judge, record, and decide whether the rollout must roll back. */
+  async function runCheck(step: RolloutStep): Promise<StepsOutcome | undefined> {
+    const reading = await collectMetrics({ target: spec.target, baseline: spec.baseline, candidate: spec.candidate });
+    const interval = sampleBetween(state.lastReading, reading);
+    state.lastReading = reading;
+    state.sinceCheckMs = 0;
+    const judgement = judge.judge({ analysis: spec.analysis, candidateWeight: step.weight, interval }, state.judgeState);
+    state.judgeState = judgement.state;
+    state.stepVerdict = judgement.verdict;
+    if (judgement.verdict === 'fail') state.failedChecks += 1;
+    state.consecutiveInconclusive = judgement.verdict === 'inconclusive' ? state.consecutiveInconclusive + 1 : 0;
+    const decision = {
+      at: nowIso(),
+      step: state.stepIndex,
+      weight: step.weight,
+      verdict: judgement.verdict,
+      reasons: judgement.reasons,
+      metrics: judgement.metrics,
+      failedChecks: state.failedChecks,
+      ...(judgement.evidence ? { evidence: judgement.evidence } : {}),
+    };
+    state.decisions.push(decision);
+    touch();
+    announce('decision', `check at ${step.weight}%: ${judgement.verdict} — ${judgement.reasons.join('; ')}`, decision);
+
+    const { failureLimit, inconclusiveLimit } = spec.analysis;
+    if (state.failedChecks >= failureLimit) {
+      return { kind: 'rollback', reason: `${state.failedChecks} failed checks reached failureLimit ${failureLimit}: ${judgement.reasons.join('; ')}` };
+    }
+    if (inconclusiveLimit > 0 && state.consecutiveInconclusive >= inconclusiveLimit) {
+      return { kind: 'rollback', reason: `${state.consecutiveInconclusive} inconclusive checks in a row reached inconclusiveLimit ${inconclusiveLimit}: ${judgement.reasons.join('; ')}` };
+    }
+    return undefined;
+  }
+
+  async function awaitApproval(): Promise<void> {
+    enterPhase('awaiting_approval', `step ${state.stepIndex + 1} at ${state.weights.candidate}% baked; waiting for approval`);
+    await condition(() => state.requested.approve === true || state.requested.promote === true);
+    state.requested.approve = false;
+  }
+
+  // ---- Endings ----
+
+  async function promoteCandidate(reason: string): Promise<void> {
+    try {
+      if (state.weights.candidate !== 100 || state.weights.baseline !== 0) await applyRoute(routeAt(spec, state.id, 100));
+    } catch (err) {
+      await endWithCompensation(...failureEnding(err));
+      return;
+    }
+    state.stepIndex = spec.steps.length;
+    state.undos = []; // the candidate is now what serves: nothing to undo
+    conclude('promoted', reason);
+  }
+
+  /** Undo every change, newest first, whatever ended the rollout; cancellation cannot stop it. */
+  async function endWithCompensation(result: FinalPhase, reason: string): Promise<void> {
+    if (state.phase !== 'rolling_back') enterPhase('rolling_back', reason);
+    const failedUndos: string[] = [];
+    await CancellationScope.nonCancellable(async () => {
+      for (const undo of [...state.undos].reverse()) {
+        try {
+          await compensation.setTrafficWeights(undo.route);
+          state.weights = weightsOf(undo.route, spec);
+          publishSearchAttributes();
+        } catch (err) {
+          failedUndos.push(`${undo.description}: ${describeError(err)}`);
+        }
+      }
+    });
+    state.undos = [];
+    if (failedUndos.length > 0) {
+      conclude('failed', `${reason}; compensation incomplete, traffic may not be restored: ${failedUndos.join('; ')}`);
+    } else {
+      conclude(result, reason);
+    }
+  }
+
+  function failureEnding(err: unknown): [FinalPhase, string] {
+    if (isCancellation(err)) {
+      return ['aborted', state.requested.abort?.reason ?? 'rollout workflow cancelled'];
+    }
+    return ['failed', describeError(err)];
+  }
+
+  /** Lets handlers and notifications finish; cancellation of the workflow cannot cut this short. */
+  async function finish(): Promise<RolloutStatus> {
+    await CancellationScope.nonCancellable(async () => {
+      await condition(allHandlersFinished);
+      await Promise.allSettled(pendingNotifications);
+    });
+    return statusOf(state);
+  }
+
+  // ---- Bookkeeping ----
+
+  async function applyRoute(route: TrafficRoute): Promise<void> {
+    await setTrafficWeights(route);
+    state.weights = weightsOf(route, spec);
+    touch();
+    publishSearchAttributes();
+  }
+
+  function requirePhase(action: string, allowed: Phase[]): void {
+    if (!allowed.includes(state.phase)) {
+      throw ApplicationFailure.create({
+        type: NOT_APPLICABLE,
+        message: `cannot ${action} a rollout that is ${state.phase}; ${action} applies when ${allowed.join(' or ')}`,
+        nonRetryable: true,
+      });
+    }
+  }
+
+  function enterPhase(phase: Phase, reason: string): void {
+    if (state.phase === phase) return;
+    state.phase = phase;
+    touch();
+    publishSearchAttributes();
+    announce('phase', `${phase}: ${reason}`);
+  }
+
+  function conclude(result: FinalPhase, reason: string): void {
+    state.outcome = { result, reason, at: nowIso() };
+    enterPhase(result, reason);
+  }
+
+  function publishSearchAttributes(): void {
+    upsertSearchAttributes([
+      { key: RolloutTarget, value: spec.target },
+      { key: RolloutPhase, value: state.phase },
+      { key: CanaryWeight, value: state.weights.candidate },
+    ]);
+  }
+
+  /** Sends an event to the spec's webhook without waiting for it; failures only log. */
+  function announce(kind: 'phase' | 'decision', message: string, data?: unknown): void {
+    log.info(message);
+    const destination = spec.notify?.webhook;
+    if (!destination) return;
+    const event = { kind, rolloutId: state.id, target: spec.target, phase: state.phase, at: nowIso(), message, data };
+    pendingNotifications.push(
+      CancellationScope.nonCancellable(() => notify({ destination, event })).catch((err) =>
+        log.warn(`notification to ${destination} failed: ${describeError(err)}`),
+      ),
+    );
+  }
+
+  function continueAsNewDue(): boolean {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength >= (input.historyLimit ?? DEFAULT_HISTORY_LIMIT);
+  }
+
+  function touch(): void {
+    state.updatedAt = nowIso();
+  }
+}
+
+/**
+ * Workflow time. Inside a workflow Temporal replaces `Date` with the deterministic clock of the
+ * current workflow task, so this is replay-safe; it is the only clock this file reads.
+ */
+function workflowClockMs(): number {
+  return Date.now();
+}
+
+function nowIso(): string {
+  return new Date(workflowClockMs()).toISOString();
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof ActivityFailure) {
+    return `activity ${err.activityType} failed: ${err.cause?.message ?? err.message}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,73 @@
+/**
+ * Test doubles for what lies outside the control plane in workflow tests: a router that
+ * records every route it is given, and a metric source whose per-version traffic is scripted.
+ */
+import { emptyVersionMetrics, observe, type MetricsSample, type VersionMetrics } from '../../src/analysis/metrics';
+import type { MetricSource, Notifier, RolloutEvent, TrafficRoute, TrafficRouter } from '../../src/activities/types';
+
+export class RecordingRouter implements TrafficRouter {
+  readonly routes: TrafficRoute[] = [];
+  /** When set, a call whose route satisfies it throws (retryable) instead of applying. */
+  failWhen?: (route: TrafficRoute) => boolean;
+
+  async setWeights(route: TrafficRoute): Promise<void> {
+    if (this.failWhen?.(route)) throw new Error(`router unavailable for ${describeRoute(route)}`);
+    this.routes.push(route);
+  }
+
+  /** Each applied route as `baseline/candidate` weights, e.g. `90/10`; a baseline-only route is `100`. */
+  splits(): string[] {
+    return this.routes.map(describeRoute);
+  }
+}
+
+export function describeRoute(route: TrafficRoute): string {
+  return route.versions.map((v) => v.weight).join('/');
+}
+
+/** What one version serves in every interval between two reads. */
+export interface TrafficProfile {
+  requests: number;
+  errorRate: number;
+  latencyMs: number;
+}
+
+export const healthy: TrafficProfile = { requests: 200, errorRate: 0.001, latencyMs: 120 };
+
+/**
+ * Cumulative counters that grow by the scripted profile at every read. `candidate` may be a
+ * function of the read number, to make a version go bad mid-rollout.
+ */
+export class ScriptedMetrics implements MetricSource {
+  reads = 0;
+  failing = false;
+  private readonly totals = { baseline: emptyVersionMetrics(), candidate: emptyVersionMetrics() };
+
+  constructor(
+    public candidate: TrafficProfile | ((read: number) => TrafficProfile) = healthy,
+    public baseline: TrafficProfile = healthy,
+  ) {}
+
+  async read(): Promise<MetricsSample> {
+    if (this.failing) throw new Error('metrics backend unavailable');
+    this.reads += 1;
+    const candidate = typeof this.candidate === 'function' ? this.candidate(this.reads) : this.candidate;
+    grow(this.totals.baseline, this.baseline);
+    grow(this.totals.candidate, candidate);
+    return structuredClone(this.totals);
+  }
+}
+
+function grow(totals: VersionMetrics, profile: TrafficProfile): void {
+  const errors = Math.round(profile.requests * profile.errorRate);
+  totals.requests += profile.requests;
+  totals.errors += errors;
+  for (let i = 0; i < profile.requests; i++) observe(totals.latency, profile.latencyMs);
+}
+
+export class RecordingNotifier implements Notifier {
+  readonly events: Array<{ destination: string; event: RolloutEvent }> = [];
+  async notify(destination: string, event: RolloutEvent): Promise<void> {
+    this.events.push({ destination, event });
+  }
+}
