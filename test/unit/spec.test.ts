@@ -1,0 +1,118 @@
+import { parseRolloutSpec, type SpecIssue } from '../../src/spec';
+
+const valid = () => ({
+  target: 'chat',
+  baseline: { version: 'v1', url: 'http://127.0.0.1:9001' },
+  candidate: { version: 'v2', url: 'https://models.internal/v2' },
+  steps: [{ weight: 10, bake: '30s' }, { weight: 50, bake: '30s' }, { weight: 100 }],
+  analysis: { interval: '5s', minRequests: 50, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+});
+
+function issuesOf(input: unknown): SpecIssue[] {
+  const result = parseRolloutSpec(input);
+  if (result.ok) throw new Error('expected the spec to be rejected');
+  return result.issues;
+}
+
+/** Applies `change` to a valid spec and returns the issues it causes. */
+function issuesAfter(change: (spec: any) => void): SpecIssue[] {
+  const spec = valid();
+  change(spec);
+  return issuesOf(spec);
+}
+
+describe('rollout spec', () => {
+  test('the design example is valid; durations become milliseconds', () => {
+    const result = parseRolloutSpec(valid());
+    expect(result).toEqual({
+      ok: true,
+      spec: {
+        ...valid(),
+        steps: [
+          { weight: 10, bake: 30_000, gate: 'auto' },
+          { weight: 50, bake: 30_000, gate: 'auto' },
+          { weight: 100, gate: 'auto' },
+        ],
+        analysis: { interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+      },
+    });
+  });
+
+  test('analysis and thresholds have defaults', () => {
+    const spec = valid() as Record<string, unknown>;
+    delete spec.analysis;
+    const result = parseRolloutSpec(spec);
+    expect(result.ok && result.spec.analysis).toEqual({
+      interval: 30_000,
+      minRequests: 50,
+      failureLimit: 2,
+      inconclusiveLimit: 0,
+      thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 },
+    });
+    const partial = parseRolloutSpec({ ...valid(), analysis: { interval: '5s', thresholds: { maxErrorRate: 0.01 } } });
+    expect(partial.ok && partial.spec.analysis.thresholds).toEqual({ maxErrorRate: 0.01, maxLatencyP95Ms: 800 });
+  });
+
+  test('a manual gate and a webhook are accepted', () => {
+    const result = parseRolloutSpec({
+      ...valid(),
+      steps: [{ weight: 10, bake: '30s', gate: 'manual' }, { weight: 100 }],
+      notify: { webhook: 'https://hooks.example.com/canary' },
+    });
+    expect(result.ok).toBe(true);
+  });
+
+  test.each([
+    ['an upper-case target', (s: any) => (s.target = 'Chat'), 'target', /DNS-label-like/],
+    ['a target starting with a digit', (s: any) => (s.target = '1chat'), 'target', /DNS-label-like/],
+    ['a target ending with a dash', (s: any) => (s.target = 'chat-'), 'target', /DNS-label-like/],
+    ['a 64-character target', (s: any) => (s.target = 'a'.repeat(64)), 'target', /at most 63/],
+    ['a missing target', (s: any) => delete s.target, 'target', /target must be a string/],
+    ['a non-http baseline url', (s: any) => (s.baseline.url = 'ftp://host/model'), 'baseline.url', /http\(s\) URL/],
+    ['a relative candidate url', (s: any) => (s.candidate.url = '/v2'), 'candidate.url', /http\(s\) URL/],
+    ['a version with spaces', (s: any) => (s.baseline.version = 'v 1'), 'baseline.version', /letters, digits/],
+    ['equal versions', (s: any) => (s.candidate.version = 'v1'), 'candidate.version', /must differ from baseline.version/],
+    ['a missing baseline', (s: any) => delete s.baseline, 'baseline', /object with "version" and "url"/],
+    ['no steps', (s: any) => (s.steps = []), 'steps', /at least one step/],
+    ['steps that are not an array', (s: any) => (s.steps = 'fast'), 'steps', /must be an array/],
+    ['a zero weight', (s: any) => (s.steps[0].weight = 0), 'steps.0.weight', /above 0/],
+    ['a weight over 100', (s: any) => (s.steps[2].weight = 101), 'steps.2.weight', /at most 100/],
+    ['a weight that is a string', (s: any) => (s.steps[0].weight = '10'), 'steps.0.weight', /must be a number/],
+    ['weights that do not increase', (s: any) => (s.steps[1].weight = 10), 'steps.1.weight', /above the previous step's \(10\)/],
+    ['a last step below 100', (s: any) => s.steps.pop(), 'steps.1.weight', /last step must have weight 100/],
+    ['a bake shorter than the interval', (s: any) => (s.steps[0].bake = '1s'), 'steps.0.bake', /at least analysis.interval/],
+    ['a bake that is not a duration', (s: any) => (s.steps[0].bake = 'soon'), 'steps.0.bake', /"soon" is not a duration/],
+    ['a numeric bake', (s: any) => (s.steps[0].bake = 30), 'steps.0.bake', /duration string/],
+    ['an unknown gate', (s: any) => (s.steps[0].gate = 'maybe'), 'steps.0.gate', /"auto" or "manual"/],
+    ['an interval that is not a duration', (s: any) => (s.analysis.interval = '5'), 'analysis.interval', /not a duration/],
+    ['a fractional minRequests', (s: any) => (s.analysis.minRequests = 1.5), 'analysis.minRequests', /whole number/],
+    ['a zero failureLimit', (s: any) => (s.analysis.failureLimit = 0), 'analysis.failureLimit', /at least 1/],
+    ['a negative inconclusiveLimit', (s: any) => (s.analysis.inconclusiveLimit = -1), 'analysis.inconclusiveLimit', /0 or more/],
+    ['an error rate above 1', (s: any) => (s.analysis.thresholds.maxErrorRate = 5), 'analysis.thresholds.maxErrorRate', /between 0 and 1/],
+    ['a zero latency threshold', (s: any) => (s.analysis.thresholds.maxLatencyP95Ms = 0), 'analysis.thresholds.maxLatencyP95Ms', /above 0/],
+    ['a webhook that is not a URL', (s: any) => (s.notify = { webhook: 'slack' }), 'notify.webhook', /http\(s\) URL/],
+    ['an unknown top-level field', (s: any) => (s.replicas = 3), '(root)', /unknown field\(s\): replicas/],
+    ['an unknown step field', (s: any) => (s.steps[0].pause = true), 'steps.0', /unknown field\(s\): pause/],
+  ])('rejects %s, naming %s', (_name, change, path, message) => {
+    const issues = issuesAfter(change);
+    const issue = issues.find((i) => i.path === path);
+    expect(issue).toBeDefined();
+    expect(issue!.message).toMatch(message);
+  });
+
+  test('every problem is reported at once, cross-field rules included', () => {
+    const issues = issuesAfter((s) => {
+      s.target = 'Bad!';
+      s.candidate.version = 'v1';
+      s.steps = [{ weight: 50, bake: '1s' }, { weight: 40, bake: 'x' }];
+      s.analysis.extra = true;
+    });
+    expect(issues.map((i) => i.path).sort()).toEqual(
+      ['analysis', 'candidate.version', 'steps.0.bake', 'steps.1.bake', 'steps.1.weight', 'steps.1.weight', 'target'].sort(),
+    );
+  });
+
+  test.each([null, 42, 'spec', [1, 2]])('a spec that is not an object (%j) is one clear issue', (input) => {
+    expect(issuesOf(input)).toEqual([{ path: '(root)', message: 'the rollout spec must be a JSON object' }]);
+  });
+});
