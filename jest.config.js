@@ -6,4 +6,5 @@ module.exports = {
   testTimeout: 120_000,
   // Suites share 2 cores with Temporal servers; run files one or two at a time.
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
 };
