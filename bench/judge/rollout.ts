@@ -36,6 +36,8 @@ export interface Outcome {
 }
 
 export const ANALYSIS: AnalysisSpec = {
+  judge: 'sequential',
+  maxExtensionChecks: 30,
   interval: 30_000,
   minRequests: 50,
   failureLimit: 1,

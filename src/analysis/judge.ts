@@ -33,6 +33,13 @@ export interface Judgement<State> {
 
 export interface Judge<State = unknown> {
   readonly name: string;
+  /**
+   * True when a `fail` already accounts for repeated looks (sequential tests): the rollout rolls
+   * back at the first one instead of counting failures up to `failureLimit`.
+   */
+  readonly failIsFinal?: boolean;
+  /** True when the judge sets `readyToAdvance`, so steps may end early or be extended. */
+  readonly adaptive?: boolean;
   initialState(): State;
   judge(input: JudgeInput, state: State): Judgement<State>;
 }

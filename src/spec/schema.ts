@@ -4,6 +4,7 @@
  * and leave validation as milliseconds, so nothing downstream parses text again.
  */
 import { z } from 'zod';
+import { sequentialOptionsSchema } from '../analysis/sequential/schema';
 import { parseDuration } from './duration';
 
 const duration = (what: string) =>
@@ -58,6 +59,15 @@ export const stepSchema = z.strictObject({
 });
 
 export const analysisSchema = z.strictObject({
+  /**
+   * `threshold`: fixed limits on the candidate per check (judge v0). `sequential`: anytime-valid
+   * comparison with the concurrent baseline, with adaptive steps (src/analysis/sequential).
+   */
+  judge: z.enum(['threshold', 'sequential'], { error: 'judge must be "threshold" or "sequential"' }).default('threshold'),
+  /** Options of the sequential judge (alpha, tolerances...); defaults when omitted. */
+  sequential: sequentialOptionsSchema.optional(),
+  /** Sequential judge: extra checks a step may take while the evidence is marginal. */
+  maxExtensionChecks: z.number().int('maxExtensionChecks must be a whole number').min(0, 'maxExtensionChecks must be 0 or more').default(30),
   interval: duration('interval').default(parseDuration('30s')!),
   minRequests: z.number().int('minRequests must be a whole number').min(1, 'minRequests must be at least 1').default(50),
   failureLimit: z.number().int('failureLimit must be a whole number').min(1, 'failureLimit must be at least 1').default(2),

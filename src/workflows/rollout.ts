@@ -24,8 +24,9 @@ import {
 import type { RolloutActivities } from '../activities';
 import type { Judge } from '../analysis/judge';
 import { sampleBetween } from '../analysis/metrics';
+import { createSequentialJudge } from '../analysis/sequential';
 import { thresholdJudge } from '../analysis/threshold-judge';
-import type { RolloutSpec, RolloutStep } from '../spec/schema';
+import type { AnalysisSpec, RolloutSpec, RolloutStep } from '../spec/schema';
 import {
   NOT_APPLICABLE,
   abortUpdate,
@@ -70,6 +71,11 @@ const { notify } = proxyActivities<RolloutActivities>({
 
 const DEFAULT_HISTORY_LIMIT = 20_000;
 
+/** Adaptive steps: a step may end early on clear evidence only after this many checks. */
+const MIN_CHECKS_BEFORE_EARLY_END = 2;
+/** Adaptive steps: going beyond this weight needs every metric bounded below its tolerance. */
+const READINESS_REQUIRED_ABOVE = 25;
+
 type StepsOutcome =
   | { kind: 'completed' }
   | { kind: 'promote' }
@@ -77,7 +83,7 @@ type StepsOutcome =
   | { kind: 'continue-as-new' };
 
 export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
-  const judge: Judge<unknown> = thresholdJudge;
+  const judge = judgeFor(input.spec.analysis);
   const state: RolloutState =
     input.state ?? newRolloutState(workflowInfo().workflowId, input.spec, judge.initialState(), workflowInfo().startTime.toISOString());
   const { spec } = state;
@@ -178,6 +184,9 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
         state.bakedMs = 0;
         state.sinceCheckMs = 0;
         state.stepVerdict = undefined;
+        state.stepReady = false;
+        state.stepChecks = 0;
+        state.stepExtensions = 0;
       }
       if (state.stage === 'bake') {
         const baked = await bake(step);
@@ -209,16 +218,16 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
 
   /**
    * Holds the step's weight for its bake time (counted only while not paused), running a check
-   * every analysis interval and once more when the bake ends. The step ends only on a passing
-   * check: an inconclusive or failed (but under the limit) last check holds the weight and
-   * keeps checking. Returns how the rollout must go on when it cannot simply take the next step.
+   * every analysis interval and once more when the bake ends. Returns how the rollout must go on
+   * when it cannot simply take the next step (see `stepMayEnd` for when a step is done).
    */
   async function bake(step: RolloutStep): Promise<StepsOutcome | undefined> {
     const bakeMs = step.bake ?? 0;
     const { interval } = spec.analysis;
     for (;;) {
+      if (stepMayEnd(step)) return undefined;
+      holdForReadinessIfExhausted(step);
       const baked = state.bakedMs >= bakeMs;
-      if (bakeMs === 0 || (baked && state.stepVerdict === 'pass')) return undefined;
       const slice = baked ? interval - state.sinceCheckMs : Math.min(interval - state.sinceCheckMs, bakeMs - state.bakedMs);
       const started = workflowClockMs();
       const interrupted = await condition(() => state.phase === 'paused' || state.requested.promote === true, slice);
@@ -232,11 +241,44 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
         continue;
       }
       if (state.sinceCheckMs >= interval || state.bakedMs >= bakeMs) {
+        if (baked) state.stepExtensions += 1;
         const ending = await runCheck(step);
         if (ending) return ending;
         if (continueAsNewDue()) return { kind: 'continue-as-new' };
       }
     }
+  }
+
+  /**
+   * A step ends only on a passing check: an inconclusive or failed (under the limit) last check
+   * holds the weight and keeps checking. With an adaptive judge, clear evidence ends the step
+   * early, marginal evidence extends it (up to `maxExtensionChecks`), and going beyond 25% needs
+   * every metric bounded below its tolerance.
+   */
+  function stepMayEnd(step: RolloutStep): boolean {
+    const bakeMs = step.bake ?? 0;
+    if (bakeMs === 0) return true;
+    if (state.stepVerdict !== 'pass') return false;
+    if (!judge.adaptive) return state.bakedMs >= bakeMs;
+    if (state.stepReady) return state.stepChecks >= MIN_CHECKS_BEFORE_EARLY_END || state.bakedMs >= bakeMs;
+    const extended = state.bakedMs >= bakeMs && state.stepExtensions >= spec.analysis.maxExtensionChecks;
+    return extended && !readinessRequiredAfter(state.stepIndex);
+  }
+
+  /** After every extension, unready evidence before a step beyond 25% pauses for an operator. */
+  function holdForReadinessIfExhausted(step: RolloutStep): void {
+    const exhausted = state.bakedMs >= (step.bake ?? 0) && state.stepExtensions >= spec.analysis.maxExtensionChecks;
+    if (!judge.adaptive || !exhausted || state.stepReady || !readinessRequiredAfter(state.stepIndex)) return;
+    state.stepExtensions = 0; // a resume grants another round of extensions
+    enterPhase(
+      'paused',
+      `evidence after ${state.stepChecks} checks at ${step.weight}% does not yet bound every metric below its tolerance, which going beyond ${READINESS_REQUIRED_ABOVE}% requires; resume to keep checking, promote or abort`,
+    );
+  }
+
+  function readinessRequiredAfter(stepIndex: number): boolean {
+    const next = spec.steps[stepIndex + 1];
+    return next !== undefined && next.weight > READINESS_REQUIRED_ABOVE;
   }
 
   /** One metric check: read, judge, record, and decide whether the rollout must roll back. */
@@ -248,6 +290,8 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     const judgement = judge.judge({ analysis: spec.analysis, candidateWeight: step.weight, interval }, state.judgeState);
     state.judgeState = judgement.state;
     state.stepVerdict = judgement.verdict;
+    state.stepReady = judgement.readyToAdvance === true;
+    state.stepChecks += 1;
     if (judgement.verdict === 'fail') state.failedChecks += 1;
     state.consecutiveInconclusive = judgement.verdict === 'inconclusive' ? state.consecutiveInconclusive + 1 : 0;
     const decision = {
@@ -264,9 +308,11 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     touch();
     announce('decision', `check at ${step.weight}%: ${judgement.verdict} — ${judgement.reasons.join('; ')}`, decision);
 
-    const { failureLimit, inconclusiveLimit } = spec.analysis;
+    const { inconclusiveLimit } = spec.analysis;
+    const failureLimit = judge.failIsFinal ? 1 : spec.analysis.failureLimit;
     if (state.failedChecks >= failureLimit) {
-      return { kind: 'rollback', reason: `${state.failedChecks} failed checks reached failureLimit ${failureLimit}: ${judgement.reasons.join('; ')}` };
+      const counted = judge.failIsFinal ? `the ${judge.name} judge failed the candidate` : `${state.failedChecks} failed checks reached failureLimit ${failureLimit}`;
+      return { kind: 'rollback', reason: `${counted}: ${judgement.reasons.join('; ')}` };
     }
     if (inconclusiveLimit > 0 && state.consecutiveInconclusive >= inconclusiveLimit) {
       return { kind: 'rollback', reason: `${state.consecutiveInconclusive} inconclusive checks in a row reached inconclusiveLimit ${inconclusiveLimit}: ${judgement.reasons.join('; ')}` };
@@ -394,6 +440,14 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   function touch(): void {
     state.updatedAt = nowIso();
   }
+}
+
+function judgeFor(analysis: AnalysisSpec): Judge<unknown> {
+  if (analysis.judge === 'threshold') return thresholdJudge as Judge<unknown>;
+  const options = analysis.sequential ?? {};
+  // The spec's inconclusiveLimit, when set, is also the judge's limit on holds in a row.
+  const maxConsecutiveInconclusive = analysis.inconclusiveLimit > 0 ? analysis.inconclusiveLimit : options.maxConsecutiveInconclusive;
+  return createSequentialJudge({ ...options, maxConsecutiveInconclusive }) as Judge<unknown>;
 }
 
 /**

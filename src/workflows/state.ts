@@ -28,6 +28,11 @@ export interface RolloutState {
   lastReading?: MetricsSample;
   /** The verdict of the current step's latest check; only a pass lets the step end. */
   stepVerdict?: Verdict;
+  /** Whether the current step's latest check said the evidence is clear enough to advance. */
+  stepReady: boolean;
+  /** Checks run in the current step, and those run after its bake (extensions). */
+  stepChecks: number;
+  stepExtensions: number;
   failedChecks: number;
   consecutiveInconclusive: number;
   decisions: Decision[];
@@ -51,6 +56,9 @@ export function newRolloutState(id: string, spec: RolloutSpec, judgeState: unkno
     stage: 'apply',
     bakedMs: 0,
     sinceCheckMs: 0,
+    stepReady: false,
+    stepChecks: 0,
+    stepExtensions: 0,
     weights: { baseline: 100, candidate: 0 },
     failedChecks: 0,
     consecutiveInconclusive: 0,

@@ -30,6 +30,8 @@ export interface TrafficProfile {
   requests: number;
   errorRate: number;
   latencyMs: number;
+  /** Spread latencies evenly over latencyMs × (1 ± spread) instead of all at latencyMs. */
+  latencySpread?: number;
 }
 
 export const healthy: TrafficProfile = { requests: 200, errorRate: 0.001, latencyMs: 120 };
@@ -48,12 +50,26 @@ export class ScriptedMetrics implements MetricSource {
     public baseline: TrafficProfile = healthy,
   ) {}
 
+  /**
+   * When set, `totalRequests` per interval are split between the versions by the weights last
+   * given to this router (as a real gateway would), instead of each profile's own `requests`.
+   */
+  splitBy?: { router: RecordingRouter; totalRequests: number };
+
   async read(): Promise<MetricsSample> {
     if (this.failing) throw new Error('metrics backend unavailable');
     this.reads += 1;
     const candidate = typeof this.candidate === 'function' ? this.candidate(this.reads) : this.candidate;
-    grow(this.totals.baseline, this.baseline);
-    grow(this.totals.candidate, candidate);
+    if (this.splitBy) {
+      const route = this.splitBy.router.routes[this.splitBy.router.routes.length - 1];
+      const share = (route?.versions[1]?.weight ?? 0) / 100;
+      const total = this.splitBy.totalRequests;
+      grow(this.totals.baseline, { ...this.baseline, requests: Math.round(total * (1 - share)) });
+      grow(this.totals.candidate, { ...candidate, requests: Math.round(total * share) });
+    } else {
+      grow(this.totals.baseline, this.baseline);
+      grow(this.totals.candidate, candidate);
+    }
     return structuredClone(this.totals);
   }
 }
@@ -62,7 +78,11 @@ function grow(totals: VersionMetrics, profile: TrafficProfile): void {
   const errors = Math.round(profile.requests * profile.errorRate);
   totals.requests += profile.requests;
   totals.errors += errors;
-  for (let i = 0; i < profile.requests; i++) observe(totals.latency, profile.latencyMs);
+  const spread = profile.latencySpread ?? 0;
+  for (let i = 0; i < profile.requests; i++) {
+    const position = profile.requests > 1 ? i / (profile.requests - 1) : 0.5; // 0..1, evenly
+    observe(totals.latency, profile.latencyMs * (1 - spread + 2 * spread * position));
+  }
 }
 
 export class RecordingNotifier implements Notifier {

@@ -5,6 +5,8 @@ import { sequentialOptionsSchema } from '../../src/analysis/sequential/schema';
 import type { AnalysisSpec } from '../../src/spec/schema';
 
 const analysis: AnalysisSpec = {
+  judge: 'sequential',
+  maxExtensionChecks: 30,
   interval: 30_000,
   minRequests: 50,
   failureLimit: 2,

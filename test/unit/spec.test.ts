@@ -33,7 +33,7 @@ describe('rollout spec', () => {
           { weight: 50, bake: 30_000, gate: 'auto' },
           { weight: 100, gate: 'auto' },
         ],
-        analysis: { interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+        analysis: { judge: 'threshold', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
       },
     });
   });
@@ -43,6 +43,8 @@ describe('rollout spec', () => {
     delete spec.analysis;
     const result = parseRolloutSpec(spec);
     expect(result.ok && result.spec.analysis).toEqual({
+      judge: 'threshold',
+      maxExtensionChecks: 30,
       interval: 30_000,
       minRequests: 50,
       failureLimit: 2,
@@ -51,6 +53,11 @@ describe('rollout spec', () => {
     });
     const partial = parseRolloutSpec({ ...valid(), analysis: { interval: '5s', thresholds: { maxErrorRate: 0.01 } } });
     expect(partial.ok && partial.spec.analysis.thresholds).toEqual({ maxErrorRate: 0.01, maxLatencyP95Ms: 800 });
+  });
+
+  test('the sequential judge and its options are accepted', () => {
+    const result = parseRolloutSpec({ ...valid(), analysis: { interval: '5s', judge: 'sequential', sequential: { alpha: 0.05, tolerances: { latency: 1.5 } } } });
+    expect(result.ok && result.spec.analysis).toMatchObject({ judge: 'sequential', sequential: { alpha: 0.05, tolerances: { latency: 1.5 } } });
   });
 
   test('a manual gate and a webhook are accepted', () => {
@@ -90,6 +97,10 @@ describe('rollout spec', () => {
     ['a negative inconclusiveLimit', (s: any) => (s.analysis.inconclusiveLimit = -1), 'analysis.inconclusiveLimit', /0 or more/],
     ['an error rate above 1', (s: any) => (s.analysis.thresholds.maxErrorRate = 5), 'analysis.thresholds.maxErrorRate', /between 0 and 1/],
     ['a zero latency threshold', (s: any) => (s.analysis.thresholds.maxLatencyP95Ms = 0), 'analysis.thresholds.maxLatencyP95Ms', /above 0/],
+    ['an unknown judge', (s: any) => (s.analysis.judge = 'vibes'), 'analysis.judge', /"threshold" or "sequential"/],
+    ['a sequential alpha of 1', (s: any) => (s.analysis.sequential = { alpha: 1 }), 'analysis.sequential.alpha', /below 1/],
+    ['a tolerance below 1', (s: any) => (s.analysis.sequential = { tolerances: { errors: 0.9 } }), 'analysis.sequential.tolerances.errors', /at least 1/],
+    ['a negative maxExtensionChecks', (s: any) => (s.analysis.maxExtensionChecks = -1), 'analysis.maxExtensionChecks', /0 or more/],
     ['a webhook that is not a URL', (s: any) => (s.notify = { webhook: 'slack' }), 'notify.webhook', /http\(s\) URL/],
     ['an unknown top-level field', (s: any) => (s.replicas = 3), '(root)', /unknown field\(s\): replicas/],
     ['an unknown step field', (s: any) => (s.steps[0].pause = true), 'steps.0', /unknown field\(s\): pause/],

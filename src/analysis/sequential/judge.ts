@@ -65,6 +65,8 @@ export function createSequentialJudge(input: SequentialJudgeOptionsInput = {}): 
   const options = resolveOptions(input);
   return {
     name: SEQUENTIAL_JUDGE_NAME,
+    failIsFinal: true,
+    adaptive: true,
     initialState: () => initialSequentialState(options),
     judge: (judgeInput, state) => judgeInterval(options, judgeInput, state),
   };
