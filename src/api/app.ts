@@ -2,14 +2,14 @@
  * The REST API (design.md, "REST API (contract, v1)"): an Express app over one shared Temporal
  * client. `createApp` does no I/O of its own, so tests mount it on any port.
  */
-import express, { type Application } from 'express';
+import express, { type Application, type Request } from 'express';
 import type { Client } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config';
 import { bearerAuth } from './auth';
 import { errorHandler, notFoundRoute, toApiError } from './errors';
 import { RolloutService } from './rollout-service';
-import { rolloutsRouter } from './rollouts';
+import { JSON_TYPES, rolloutsRouter } from './rollouts';
 
 export const BODY_LIMIT = '1mb';
 
@@ -57,7 +57,8 @@ export function createApp({ client, config, logger = pino({ level: 'silent' }), 
 
   const v1 = express.Router();
   if (config.apiToken) v1.use(bearerAuth(config.apiToken));
-  v1.use(express.json({ limit: BODY_LIMIT }));
+  // JSON, also when sent as curl's default form type (`curl -d @spec.json`) or with no type.
+  v1.use(express.json({ limit: BODY_LIMIT, type: (req) => !req.headers['content-type'] || Boolean((req as Request).is(JSON_TYPES)) }));
   v1.use('/rollouts', rolloutsRouter(service));
   app.use('/v1', v1);
 

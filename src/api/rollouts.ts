@@ -27,11 +27,14 @@ const abortBody = z.strictObject(
   { error: 'the body must be a JSON object such as {"reason": "..."}' },
 );
 
+/** Bodies read as JSON: JSON itself, and curl's default for `-d` (form type) holding JSON. */
+export const JSON_TYPES = ['application/json', 'application/x-www-form-urlencoded'];
+
 export function rolloutsRouter(service: RolloutService): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
-    if (!req.is('application/json')) {
+    if (req.headers['content-type'] && !req.is(JSON_TYPES)) {
       throw new ApiError(415, 'unsupported_media_type', 'send the rollout spec as JSON, with Content-Type: application/json');
     }
     const parsed = parseRolloutSpec(req.body);

@@ -164,6 +164,17 @@ describe('POST /v1/rollouts', () => {
     expect(res.body.error.message).toContain('1 MiB');
   });
 
+  it("reads JSON sent with curl's default form content type (curl -d @spec.json)", async () => {
+    const target = uniqueTarget();
+    const res = await request(api.url, 'POST', '/v1/rollouts', {
+      body: JSON.stringify(spec(target, hold)),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.target).toBe(target);
+    await post(`/v1/rollouts/${res.body.id}/abort`, {});
+  });
+
   it('answers 415 for a body that is not JSON', async () => {
     const res = await request(api.url, 'POST', '/v1/rollouts', { body: 'target=chat', headers: { 'content-type': 'text/plain' } });
     expect(res.status).toBe(415);
