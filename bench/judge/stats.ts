@@ -1,18 +1,10 @@
 /** Clopper-Pearson intervals and quantiles for the benchmark report. */
+import { logGamma } from './random';
 
 function logBeta(a: number, b: number): number {
   return logGamma(a) + logGamma(b) - logGamma(a + b);
 }
 
-function logGamma(x: number): number {
-  let shift = 0;
-  while (x < 8) {
-    shift -= Math.log(x);
-    x += 1;
-  }
-  const x2 = 1 / (x * x);
-  return shift + (x - 0.5) * Math.log(x) - x + 0.9189385332046727 + (1 / x) * (1 / 12 - x2 * (1 / 360 - x2 * (1 / 1260 - x2 / 1680)));
-}
 
 /** Regularized incomplete beta I_x(a, b) (Numerical Recipes continued fraction). */
 export function incompleteBeta(x: number, a: number, b: number): number {

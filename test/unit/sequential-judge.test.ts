@@ -3,6 +3,7 @@ import { LATENCY_BUCKETS_MS, type Histogram, type MetricsSample, type VersionMet
 import { createSequentialJudge, type SequentialState } from '../../src/analysis/sequential';
 import { sequentialOptionsSchema } from '../../src/analysis/sequential/schema';
 import type { AnalysisSpec } from '../../src/spec/schema';
+import { poisson as poissonDraw, rng } from '../../bench/judge/random';
 
 const analysis: AnalysisSpec = {
   judge: 'sequential',
@@ -13,18 +14,6 @@ const analysis: AnalysisSpec = {
   inconclusiveLimit: 0,
   thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 },
 };
-
-/** Seeded generator (mulberry32) so every test run sees the same data. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Probability of each bucket for lognormal(ln 200, 0.5) latencies scaled by `factor`. */
 function bucketProbabilities(factor: number): number[] {
@@ -278,19 +267,7 @@ describe('sequential judge: A/A Monte Carlo (small scale)', () => {
     const alpha = 0.2;
     const runs = 200;
     const random = rng(2024);
-    const poisson = (mean: number) => {
-      // Inversion; fine for the small means used here.
-      let x = 0;
-      let p = Math.exp(-mean);
-      let s = p;
-      const u = random();
-      while (u > s && x < 10_000) {
-        x += 1;
-        p *= mean / x;
-        s += p;
-      }
-      return x;
-    };
+    const poisson = (mean: number) => poissonDraw(random, mean);
     let rejections = 0;
     for (let r = 0; r < runs; r++) {
       const judge = createSequentialJudge({ alpha, maxConsecutiveInconclusive: 0 });

@@ -3,30 +3,17 @@
  * seconds. The router and metric source are test doubles for what lies outside the system.
  */
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Runtime, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities } from '../../src/activities';
 import type { Duration } from '@temporalio/common';
 import type { RolloutSpec } from '../../src/spec';
-import { abortUpdate, approveUpdate, pauseUpdate, promoteUpdate, resumeUpdate, rolloutWorkflowId, statusQuery } from '../../src/workflows/messages';
+import { abortUpdate, approveUpdate, pauseUpdate, promoteUpdate, resumeUpdate, statusQuery } from '../../src/workflows/messages';
 import type { rollout } from '../../src/workflows/rollout';
 import type { RolloutStatus } from '../../src/workflows/status';
 import { RecordingNotifier, RecordingRouter, ScriptedMetrics, healthy } from '../helpers/adapters';
 import { makeSpec } from '../helpers/specs';
-import { bundleRolloutWorkflows, createTimeSkippingEnv, uniqueTaskQueue } from '../helpers/temporal';
+import { runRollout, useTimeSkippingServer } from '../helpers/rollout-harness';
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
-
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-
-beforeAll(async () => {
-  [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleRolloutWorkflows()]);
-});
-
-afterAll(async () => {
-  await env?.teardown();
-});
+const server = useTimeSkippingServer();
+const env = { sleep: (d: Duration) => server.env().sleep(d), client: () => server.env().client };
 
 interface Harness {
   router: RecordingRouter;
@@ -45,25 +32,8 @@ async function withRollout<T>(
   const router = setup.router ?? new RecordingRouter();
   const metrics = setup.metrics ?? new ScriptedMetrics();
   const notifier = new RecordingNotifier();
-  const taskQueue = uniqueTaskQueue('rollout');
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: bundle,
-    activities: createActivities({ router, metrics, notifier }),
-  });
-  return worker.runUntil(async () => {
-    const handle = await env.client.workflow.start<typeof rollout>('rollout', {
-      taskQueue,
-      workflowId: rolloutWorkflowId(spec.target),
-      args: [{ spec, historyLimit: setup.historyLimit }],
-    });
-    try {
-      return await body({ router, metrics, notifier, handle, spec });
-    } finally {
-      // A test that failed half-way must not leave a rollout that holds the shared test server's clock.
-      await handle.terminate('test finished').catch(() => undefined);
-    }
+  return runRollout(server, spec, { router, metrics, notifier }, (handle) => body({ router, metrics, notifier, handle, spec }), {
+    historyLimit: setup.historyLimit,
   });
 }
 
@@ -331,9 +301,9 @@ describe('rollout workflow', () => {
         expect(result.decisions).toHaveLength(12);
         expect(result.decisions.map((d) => d.weight)).toEqual([10, 10, 10, 10, 10, 10, 50, 50, 50, 50, 50, 50]);
         expect(h.router.splits()).toEqual(['100/0', '90/10', '50/50', '0/100']);
-        const first = await env.client.workflow.getHandle(h.handle.workflowId, firstRunId).describe();
+        const first = await env.client().workflow.getHandle(h.handle.workflowId, firstRunId).describe();
         expect(first.status.name).toBe('CONTINUED_AS_NEW');
-        const last = await env.client.workflow.getHandle(h.handle.workflowId).describe();
+        const last = await env.client().workflow.getHandle(h.handle.workflowId).describe();
         expect(last.runId).not.toBe(firstRunId);
       },
       { historyLimit: 30 },

@@ -2,29 +2,16 @@
  * Rollouts judged by the sequential judge, on the time-skipping server: evidence kept across
  * checks and steps, adaptive steps, holds. Test doubles stand in for the router and metrics.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities } from '../../src/activities';
+import type { Duration } from '@temporalio/common';
 import type { RolloutSpec } from '../../src/spec';
-import { resumeUpdate, rolloutWorkflowId, statusQuery } from '../../src/workflows/messages';
-import type { rollout } from '../../src/workflows/rollout';
+import { resumeUpdate, statusQuery } from '../../src/workflows/messages';
 import type { RolloutStatus } from '../../src/workflows/status';
 import { RecordingNotifier, RecordingRouter, ScriptedMetrics, type TrafficProfile } from '../helpers/adapters';
 import { makeSpec } from '../helpers/specs';
-import { bundleRolloutWorkflows, createTimeSkippingEnv, uniqueTaskQueue } from '../helpers/temporal';
+import { runRollout, useTimeSkippingServer } from '../helpers/rollout-harness';
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
-
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-
-beforeAll(async () => {
-  [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleRolloutWorkflows()]);
-});
-
-afterAll(async () => {
-  await env?.teardown();
-});
+const server = useTimeSkippingServer();
+const env = { sleep: (d: Duration) => server.env().sleep(d) };
 
 const base: TrafficProfile = { requests: 0, errorRate: 0.001, latencyMs: 120, latencySpread: 0.5 };
 
@@ -51,31 +38,20 @@ async function run(
 ): Promise<void> {
   const router = new RecordingRouter();
   const metrics = weightedMetrics(router, candidate);
-  const taskQueue = uniqueTaskQueue('sequential');
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: bundle,
-    activities: createActivities({ router, metrics, notifier: new RecordingNotifier() }),
-  });
-  await worker.runUntil(async () => {
-    const handle = await env.client.workflow.start<typeof rollout>('rollout', {
-      taskQueue,
-      workflowId: rolloutWorkflowId(spec.target),
-      args: [{ spec, historyLimit }],
-    });
-    try {
-      await body({
+  await runRollout(
+    server,
+    spec,
+    { router, metrics, notifier: new RecordingNotifier() },
+    (handle) =>
+      body({
         router,
         metrics,
         result: () => handle.result(),
         status: () => handle.query(statusQuery),
         resume: () => handle.executeUpdate(resumeUpdate),
-      });
-    } finally {
-      await handle.terminate('test finished').catch(() => undefined);
-    }
-  });
+      }),
+    { historyLimit },
+  );
 }
 
 describe('rollouts with the sequential judge', () => {
