@@ -13,9 +13,18 @@
  *    the interval (score below the marginal threshold) and the rollout.
  *  - naive-z: cumulative two-proportion z-tests (errors; requests above the baseline's p95
  *    bucket edge) re-run at every interval at one-sided 1%: the "peeking" baseline.
+ *
+ * Matched comparison: every baseline is a `Calibratable` family with one knob (the threshold
+ * scale for the threshold judges, the critical z for Kayenta and naive z). `stock` is the knob as
+ * configured above; `make(knob)` builds the judge with another value; `critical(checks)` is, for
+ * one recorded rollout (the fixed schedule's checks), the knob value below which that rollout
+ * would be rolled back (the judges are monotone in their knob). run.ts calibrates the knob on
+ * separate A/A seeds so that a calibrated baseline rolls back about as many A/A rollouts as ours,
+ * then compares power at that matched false-rollback rate.
  */
 import type { AnalysisSpec } from '../../src/spec/schema';
 import type { Histogram, MetricsSample } from '../../src/analysis/metrics';
+import { summarize } from '../../src/analysis/metrics';
 import { thresholdJudge } from '../../src/analysis/threshold-judge';
 import { createSequentialJudge, type SequentialState } from '../../src/analysis/sequential';
 import { chooseBoundaryIndex } from '../../src/analysis/sequential/boundary';
@@ -56,19 +65,62 @@ const sequential: BenchJudge = {
   },
 };
 
-function thresholdCounting(name: string, rollbackWhenFailed: (failed: number) => boolean): BenchJudge {
+/** One check as a fixed-schedule judge saw it (for calibration). */
+export interface RecordedCheck {
+  sample: MetricsSample;
+  weight: number;
+}
+
+export interface Calibratable {
+  /** The stock judge's name; the calibrated one is `${name}-cal`. */
+  name: string;
+  knob: string;
+  stock: number;
+  make(knob: number, name?: string): BenchJudge;
+  /** Rolls back at `knob` iff knob < critical(checks) (monotone judges). */
+  critical(checks: readonly RecordedCheck[], analysis: AnalysisSpec): number;
+}
+
+function scaled(analysis: AnalysisSpec, scale: number): AnalysisSpec {
+  return { ...analysis, thresholds: { maxErrorRate: analysis.thresholds.maxErrorRate * scale, maxLatencyP95Ms: analysis.thresholds.maxLatencyP95Ms * scale } };
+}
+
+/**
+ * Per-check thresholds (the repo's judge v0) with both thresholds multiplied by `scale`, rolling
+ * back at the `failures`-th failed check.
+ */
+function thresholdCounting(name: string, failures: number): Calibratable {
   return {
     name,
-    adaptive: false,
-    start(analysis) {
-      let failed = 0;
+    knob: 'threshold scale',
+    stock: 1,
+    make(scale, label = name) {
       return {
-        check(sample, weight) {
-          const j = thresholdJudge.judge({ analysis, candidateWeight: weight, interval: sample }, null);
-          if (j.verdict === 'fail') failed += 1;
-          return { rollback: rollbackWhenFailed(failed) };
+        name: label,
+        adaptive: false,
+        start(analysis) {
+          const a = scaled(analysis, scale);
+          let failed = 0;
+          return {
+            check(sample, weight) {
+              const j = thresholdJudge.judge({ analysis: a, candidateWeight: weight, interval: sample }, null);
+              if (j.verdict === 'fail') failed += 1;
+              return { rollback: failed >= failures };
+            },
+          };
         },
       };
+    },
+    critical(checks, analysis) {
+      // A check fails at scale c iff c < max(error rate / maxErrorRate, p95 / maxLatencyP95Ms).
+      const ratios = checks.map(({ sample }) => {
+        const c = summarize(sample.candidate);
+        if (c.requests < analysis.minRequests) return 0;
+        const lat = c.latencyP95Ms === undefined ? 0 : c.latencyP95Ms / analysis.thresholds.maxLatencyP95Ms;
+        return Math.max(c.errorRate / analysis.thresholds.maxErrorRate, lat);
+      });
+      ratios.sort((x, y) => y - x);
+      return ratios[failures - 1] ?? 0;
     },
   };
 }
@@ -98,23 +150,31 @@ export function mannWhitneyZ(candidate: readonly number[], baseline: readonly nu
   return (U - mean) / Math.sqrt(variance);
 }
 
-const kayenta: BenchJudge = {
+function kayentaZ(sample: MetricsSample, analysis: AnalysisSpec): number {
+  const { baseline: A, candidate: B } = sample;
+  if (B.requests < analysis.minRequests || A.requests < analysis.minRequests) return -Infinity;
+  const zs = [
+    mannWhitneyZ([B.requests - B.errors, B.errors], [A.requests - A.errors, A.errors]),
+    mannWhitneyZ(B.latency.counts, A.latency.counts),
+    B.timeToFirstByte && A.timeToFirstByte ? mannWhitneyZ(B.timeToFirstByte.counts, A.timeToFirstByte.counts) : undefined,
+  ];
+  return Math.max(-Infinity, ...zs.map((z) => z ?? -Infinity));
+}
+
+const kayenta: Calibratable = {
   name: 'kayenta',
-  adaptive: false,
-  start(analysis) {
+  knob: 'critical z',
+  stock: Z98,
+  make(zCritical, name = 'kayenta') {
     return {
-      check(sample) {
-        const { baseline: A, candidate: B } = sample;
-        if (B.requests < analysis.minRequests || A.requests < analysis.minRequests) return { rollback: false };
-        const zs = [
-          mannWhitneyZ([B.requests - B.errors, B.errors], [A.requests - A.errors, A.errors]),
-          mannWhitneyZ(B.latency.counts, A.latency.counts),
-          B.timeToFirstByte && A.timeToFirstByte ? mannWhitneyZ(B.timeToFirstByte.counts, A.timeToFirstByte.counts) : undefined,
-        ];
-        return { rollback: zs.some((z) => z !== undefined && z > Z98) };
+      name,
+      adaptive: false,
+      start(analysis) {
+        return { check: (sample) => ({ rollback: kayentaZ(sample, analysis) > zCritical }) };
       },
     };
   },
+  critical: (checks, analysis) => Math.max(-Infinity, ...checks.map(({ sample }) => kayentaZ(sample, analysis))),
 };
 
 function twoProportionZ(x1: number, n1: number, x0: number, n0: number): number | undefined {
@@ -126,43 +186,79 @@ function twoProportionZ(x1: number, n1: number, x0: number, n0: number): number 
 
 const above = (h: Histogram, j: number) => h.counts.slice(j + 1).reduce((s, x) => s + x, 0);
 
-const naiveZ: BenchJudge = {
+/** The naive z-tests' running statistic: max of the cumulative error and p95-exceedance z's. */
+function naiveZRunner(analysis: AnalysisSpec): (sample: MetricsSample) => number {
+  let nA = 0;
+  let nB = 0;
+  let eA = 0;
+  let eB = 0;
+  let hA: number[] | undefined;
+  let hB: number[] | undefined;
+  return (sample) => {
+    const { baseline: A, candidate: B } = sample;
+    nA += A.requests;
+    nB += B.requests;
+    eA += A.errors;
+    eB += B.errors;
+    hA = hA ? hA.map((x, i) => x + (A.latency.counts[i] ?? 0)) : [...A.latency.counts];
+    hB = hB ? hB.map((x, i) => x + (B.latency.counts[i] ?? 0)) : [...B.latency.counts];
+    if (nB < analysis.minRequests) return -Infinity;
+    const zErr = twoProportionZ(eB, nB, eA, nA);
+    const j = chooseBoundaryIndex(A.latency.boundsMs, hA, 0.95);
+    const zLat =
+      j === undefined
+        ? undefined
+        : twoProportionZ(above({ boundsMs: A.latency.boundsMs, counts: hB }, j), nB, above({ boundsMs: A.latency.boundsMs, counts: hA }, j), nA);
+    return Math.max(zErr ?? -Infinity, zLat ?? -Infinity);
+  };
+}
+
+const naiveZ: Calibratable = {
   name: 'naive-z',
-  adaptive: false,
-  start(analysis) {
-    let nA = 0;
-    let nB = 0;
-    let eA = 0;
-    let eB = 0;
-    let hA: number[] | undefined;
-    let hB: number[] | undefined;
+  knob: 'critical z',
+  stock: Z98,
+  make(zCritical, name = 'naive-z') {
     return {
-      check(sample) {
-        const { baseline: A, candidate: B } = sample;
-        nA += A.requests;
-        nB += B.requests;
-        eA += A.errors;
-        eB += B.errors;
-        hA = hA ? hA.map((x, i) => x + (A.latency.counts[i] ?? 0)) : [...A.latency.counts];
-        hB = hB ? hB.map((x, i) => x + (B.latency.counts[i] ?? 0)) : [...B.latency.counts];
-        if (nB < analysis.minRequests) return { rollback: false };
-        const zErr = twoProportionZ(eB, nB, eA, nA);
-        const j = chooseBoundaryIndex(A.latency.boundsMs, hA, 0.95);
-        const zLat =
-          j === undefined
-            ? undefined
-            : twoProportionZ(above({ boundsMs: A.latency.boundsMs, counts: hB }, j), nB, above({ boundsMs: A.latency.boundsMs, counts: hA }, j), nA);
-        return { rollback: (zErr ?? 0) > Z98 || (zLat ?? 0) > Z98 };
+      name,
+      adaptive: false,
+      start(analysis) {
+        const z = naiveZRunner(analysis);
+        return { check: (sample) => ({ rollback: z(sample) > zCritical }) };
       },
     };
   },
+  critical(checks, analysis) {
+    const z = naiveZRunner(analysis);
+    return Math.max(-Infinity, ...checks.map(({ sample }) => z(sample)));
+  },
 };
 
-export const JUDGES: BenchJudge[] = [
-  sequential,
-  thresholdCounting('flagger', (failed) => failed >= 5),
-  thresholdCounting('argo-0', (failed) => failed > 0),
-  thresholdCounting('argo-3', (failed) => failed > 3),
+/** The baseline families, stock-configured in JUDGES and calibrated by run.ts. */
+export const BASELINES: Calibratable[] = [
+  thresholdCounting('flagger', 5),
+  thresholdCounting('argo-0', 1),
+  thresholdCounting('argo-3', 4),
   kayenta,
   naiveZ,
 ];
+
+export const JUDGES: BenchJudge[] = [sequential, ...BASELINES.map((b) => b.make(b.stock))];
+
+/** The calibrated variants, knob by family name. */
+export function calibratedJudges(knobs: Record<string, number>): BenchJudge[] {
+  return BASELINES.filter((b) => knobs[b.name] !== undefined).map((b) => b.make(knobs[b.name]!, `${b.name}-cal`));
+}
+
+/** A fixed-schedule judge that never rolls back and records what it saw (for calibration). */
+export function recorder(into: RecordedCheck[]): BenchJudge {
+  return {
+    name: 'recorder',
+    adaptive: false,
+    start: () => ({
+      check(sample, weight) {
+        into.push({ sample, weight });
+        return { rollback: false };
+      },
+    }),
+  };
+}

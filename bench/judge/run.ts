@@ -2,13 +2,21 @@
  * Judge benchmark: `npm run bench:judge [-- --quick] [--workers N] [--out path]`.
  * Runs every scenario's seeded rollouts through every judge (same traffic for all), in worker
  * threads, prints a table and writes bench/results/judge.json.
+ *
+ * Three passes:
+ *  1. every scenario through ours and the stock-configured baselines;
+ *  2. calibration: the A/A cells (≥ 3 pods, as in the targets) on separate seeds, recorded once
+ *     per rollout; each baseline's knob is set so that its pooled A/A false-rollback rate on
+ *     those seeds is at most ours from pass 1 (the largest such rate not above it);
+ *  3. every scenario through the calibrated baselines (`<name>-cal`), on pass 1's seeds: their
+ *     A/A rate there is out of sample, and power is compared at the matched rate.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { MetricsSample } from '../../src/analysis/metrics';
-import { JUDGES } from './judges';
+import { BASELINES, JUDGES, calibratedJudges, recorder, type BenchJudge, type RecordedCheck } from './judges';
 import { hashSeed } from './random';
 import { INTERVAL_SECONDS, newRollout } from './simulator';
 import { runRollout, type Outcome } from './rollout';
@@ -16,25 +24,48 @@ import { scenarios, type Scenario } from './scenarios';
 import { clopperPearson, quantile } from './stats';
 
 interface Task {
+  kind: 'run' | 'calibrate';
   scenario: number;
   from: number;
   to: number;
+  /** kind 'run': calibrated knobs (pass 3); absent = stock judges (pass 1). */
+  knobs?: Record<string, number>;
 }
 interface TaskResult {
-  scenario: number;
+  task: Task;
   /** outcomes[judge][rep] */
   outcomes: Outcome[][];
+  /** kind 'calibrate': criticals[family][rep] */
+  criticals: number[][];
+}
+
+const RUN_SEED = 0xbe9c;
+const CALIBRATION_SEED = 0xca1b;
+
+function judgesFor(task: Task): BenchJudge[] {
+  return task.knobs ? calibratedJudges(task.knobs) : JUDGES;
 }
 
 function runTask(all: Scenario[], task: Task): TaskResult {
   const s = all[task.scenario]!;
-  const outcomes: Outcome[][] = JUDGES.map(() => []);
-  for (let rep = task.from; rep < task.to; rep++) {
-    const rollout = newRollout(s.world, hashSeed(0xbe9c, task.scenario, rep), s.horizon);
-    const cache = new Map<string, MetricsSample>();
-    JUDGES.forEach((judge, j) => outcomes[j]!.push(runRollout(judge, rollout, s.schedule, s.analysis, cache)));
+  if (task.kind === 'calibrate') {
+    const criticals: number[][] = BASELINES.map(() => []);
+    for (let rep = task.from; rep < task.to; rep++) {
+      const rollout = newRollout(s.world, hashSeed(CALIBRATION_SEED, task.scenario, rep), s.horizon);
+      const checks: RecordedCheck[] = [];
+      runRollout(recorder(checks), rollout, s.schedule, s.analysis, new Map());
+      BASELINES.forEach((b, i) => criticals[i]!.push(b.critical(checks, s.analysis)));
+    }
+    return { task, outcomes: [], criticals };
   }
-  return { scenario: task.scenario, outcomes };
+  const judges = judgesFor(task);
+  const outcomes: Outcome[][] = judges.map(() => []);
+  for (let rep = task.from; rep < task.to; rep++) {
+    const rollout = newRollout(s.world, hashSeed(RUN_SEED, task.scenario, rep), s.horizon);
+    const cache = new Map<string, MetricsSample>();
+    judges.forEach((judge, j) => outcomes[j]!.push(runRollout(judge, rollout, s.schedule, s.analysis, cache)));
+  }
+  return { task, outcomes, criticals: [] };
 }
 
 if (!isMainThread) {
@@ -48,22 +79,8 @@ if (!isMainThread) {
   void main();
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const quick = args.includes('--quick');
-  const workersArg = args.indexOf('--workers');
-  const workers = workersArg >= 0 ? Number(args[workersArg + 1]) : Math.max(1, Math.min(2, availableParallelism()));
-  const outArg = args.indexOf('--out');
-  const outPath = resolve(outArg >= 0 ? args[outArg + 1]! : 'bench/results/judge.json');
-  const all = scenarios(quick);
-  const tasks: Task[] = [];
-  const chunk = quick ? 10 : 25;
-  all.forEach((s, i) => {
-    for (let from = 0; from < s.reps; from += chunk) tasks.push({ scenario: i, from, to: Math.min(s.reps, from + chunk) });
-  });
-  // Longest first: ladder scenarios cost most.
-  const started = Date.now();
-  const results: Outcome[][][] = all.map(() => JUDGES.map(() => []));
+/** A pool of worker threads running tasks; each result goes to `onResult`. */
+async function runPool(tasks: Task[], workers: number, quick: boolean, onResult: (r: TaskResult) => void, started: number): Promise<void> {
   let done = 0;
   await new Promise<void>((resolveAll, reject) => {
     let next = 0;
@@ -80,7 +97,7 @@ async function main(): Promise<void> {
         }
       };
       worker.on('message', (r: TaskResult) => {
-        r.outcomes.forEach((o, j) => results[r.scenario]![j]!.push(...o));
+        onResult(r);
         done++;
         if (done % 50 === 0) process.stderr.write(`  ${done}/${tasks.length} tasks, ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
         feed();
@@ -89,15 +106,66 @@ async function main(): Promise<void> {
       feed();
     }
   });
+}
+
+/** A/A cells the targets are about: ≥ 3 canary pods. */
+const isTargetAA = (s: { group: string; scenario?: string; id?: string }) => s.group === 'A/A' && !/pods=1 /.test(s.scenario ?? s.id ?? '');
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const workersArg = args.indexOf('--workers');
+  const workers = workersArg >= 0 ? Number(args[workersArg + 1]) : Math.max(1, Math.min(2, availableParallelism()));
+  const outArg = args.indexOf('--out');
+  const outPath = resolve(outArg >= 0 ? args[outArg + 1]! : 'bench/results/judge.json');
+  const all = scenarios(quick);
+  const chunk = quick ? 10 : 25;
+  const split = (kind: Task['kind'], which: (s: Scenario) => boolean, reps: (s: Scenario) => number, knobs?: Record<string, number>): Task[] => {
+    const tasks: Task[] = [];
+    all.forEach((s, i) => {
+      if (!which(s)) return;
+      for (let from = 0; from < reps(s); from += chunk) tasks.push({ kind, scenario: i, from, to: Math.min(reps(s), from + chunk), knobs });
+    });
+    return tasks;
+  };
+  const started = Date.now();
+
+  // Pass 1: ours and the stock baselines.
+  const results: Outcome[][][] = all.map(() => JUDGES.map(() => []));
+  await runPool(split('run', () => true, (s) => s.reps), workers, quick, (r) => r.outcomes.forEach((o, j) => results[r.task.scenario]![j]!.push(...o)), started);
+  const rows = summarize(all, results, JUDGES);
+
+  // Pass 2: calibrate each baseline's knob to our A/A false-rollback rate, on other seeds.
+  const ourAA = aaRate(rows, 'sequential');
+  const criticals: number[][] = BASELINES.map(() => []);
+  await runPool(split('calibrate', (s) => isTargetAA(s), (s) => s.reps), workers, quick, (r) => r.criticals.forEach((c, i) => criticals[i]!.push(...c)), started);
+  const calibration = BASELINES.map((b, i) => {
+    const c = [...criticals[i]!].sort((x, y) => y - x); // descending
+    const allowed = Math.floor(ourAA * c.length + 1e-9); // rollbacks allowed on the calibration seeds
+    // Roll back iff knob < critical: at knob = c[allowed], at most `allowed` rollouts roll back.
+    const knob = c[allowed] ?? 0;
+    const rate = c.filter((x) => x > knob).length / c.length;
+    return { judge: b.name, knob: b.knob, stock: b.stock, calibrated: sig4(knob), calibrationRollouts: c.length, calibrationRate: round4(rate), targetRate: round4(ourAA) };
+  });
+  const knobs = Object.fromEntries(calibration.map((c) => [c.judge, c.calibrated]));
+
+  // Pass 3: the calibrated baselines on pass 1's seeds.
+  const cal = calibratedJudges(knobs);
+  const calResults: Outcome[][][] = all.map(() => cal.map(() => []));
+  await runPool(split('run', () => true, (s) => s.reps, knobs), workers, quick, (r) => r.outcomes.forEach((o, j) => calResults[r.task.scenario]![j]!.push(...o)), started);
+  const report = [...rows, ...summarize(all, calResults, cal)];
+
   const seconds = (Date.now() - started) / 1000;
-  const report = summarize(all, results);
   printTable(report);
+  const matched = matchedComparison(report, calibration);
+  printMatched(matched);
   const targets = checkTargets(report);
   console.log('\nTargets (our judge):');
   for (const t of targets) console.log(`  [${t.met ? 'met' : 'NOT met'}] ${t.target}: ${t.measured}`);
-  console.log(`\n${all.reduce((s, x) => s + x.reps, 0)} rollouts × ${JUDGES.length} judges in ${seconds.toFixed(0)} s on ${workers} worker(s)${quick ? ' (--quick)' : ''}.`);
+  const judges = [...JUDGES, ...cal].map((j) => j.name);
+  console.log(`\n${all.reduce((s, x) => s + x.reps, 0)} rollouts × ${judges.length} judges in ${seconds.toFixed(0)} s on ${workers} worker(s)${quick ? ' (--quick)' : ''}.`);
   mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges: JUDGES.map((j) => j.name), scenarios: report, targets }, null, 2) + '\n');
+  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges, calibration, matched, scenarios: report, targets }, null, 2) + '\n');
   console.log(`wrote ${outPath}`);
 }
 
@@ -123,10 +191,10 @@ interface Row {
   harmedMean: number;
 }
 
-function summarize(all: Scenario[], results: Outcome[][][]): Row[] {
+function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]): Row[] {
   const rows: Row[] = [];
   all.forEach((s, i) => {
-    JUDGES.forEach((judge, j) => {
+    judges.forEach((judge, j) => {
       const o = results[i]![j]!;
       const rb = o.filter((x) => x.rolledBack);
       const promoted = o.filter((x) => x.promoted);
@@ -155,6 +223,7 @@ function summarize(all: Scenario[], results: Outcome[][][]): Row[] {
 }
 
 const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
+const sig4 = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)) : x);
 const roundN = (x: number | null) => (x === null ? null : Math.round(x));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
@@ -211,6 +280,18 @@ function checkTargets(rows: Row[]): TargetCheck[] {
     met: x5.every((r) => r.delayP90 !== null && r.delayP90 <= 400 && r.rollbackRate >= 0.9),
     measured: x5.map((r) => `${r.schedule}: power ${pct(r.rollbackRate)}, p90 ${r.delayP90 ?? '-'}`).join('; '),
   });
+  // The same two targets where they can be met at all: on the ladder and at the early weights.
+  // At a fixed 25% or 50% one 30 s check already holds 750 or 1,500 candidate requests, and with
+  // a baseline no larger than ~3× the candidate each candidate request carries about half the
+  // information it does at 1% (the baseline's own rate is no longer known almost exactly).
+  const early = (r: Row) => r.schedule === 'ladder' || r.schedule === 'fixed 1%' || r.schedule === 'fixed 5%';
+  for (const [factor, limit, rs] of [['2', 3500, x2.filter(early)], ['5', 400, x5.filter(early)]] as const) {
+    out.push({
+      target: `errors ×${factor} at 1% base, p90 ≤ ${limit} candidate requests on the ladder and at fixed 1%/5%`,
+      met: rs.every((r) => r.delayP90 !== null && r.delayP90 <= limit && r.rollbackRate >= 0.9),
+      measured: rs.map((r) => `${r.schedule}: power ${pct(r.rollbackRate)}, p90 ${r.delayP90 ?? '-'}`).join('; '),
+    });
+  }
   const lat = ours.find((r) => r.scenario === 'latency p95 x1.25 onset=0 ladder');
   if (lat) {
     const power = lat.rollbackBefore25 / lat.n;
@@ -220,27 +301,84 @@ function checkTargets(rows: Row[]): TargetCheck[] {
       measured: `${lat.rollbackBefore25}/${lat.n} = ${pct(power)} before 25%; ${pct(lat.rollbackRate)} overall`,
     });
   }
-  // Power vs each baseline at an equal or lower false-rollback rate.
-  const aaRate = (judge: string) => {
-    const r = rows.filter((x) => x.judge === judge && x.group === 'A/A' && !/pods=1 /.test(x.scenario));
-    return r.reduce((s, x) => s + x.rollbacks, 0) / r.reduce((s, x) => s + x.n, 0);
-  };
-  const abRows = (judge: string) => rows.filter((x) => x.judge === judge && x.group !== 'A/A');
-  const meanPower = (judge: string) => {
-    const r = abRows(judge);
-    return r.reduce((s, x) => s + x.rollbackRate, 0) / r.length;
-  };
-  for (const other of JUDGES.map((j) => j.name).filter((n) => n !== 'sequential')) {
-    const ourFr = aaRate('sequential');
-    const theirFr = aaRate(other);
-    const better = abRows('sequential').filter((r, i) => r.rollbackRate > abRows(other)[i]!.rollbackRate).length;
-    const worse = abRows('sequential').filter((r, i) => r.rollbackRate < abRows(other)[i]!.rollbackRate).length;
+  // Power vs each baseline at an equal or lower false-rollback rate: stock and calibrated.
+  const others = [...new Set(rows.map((r) => r.judge))].filter((n) => n !== 'sequential');
+  for (const other of others) {
+    const m = compare(rows, other);
     out.push({
       // Dominance needs both: our A/A rate no higher AND our power higher in every A/B cell.
       target: `more power than ${other} at an equal or lower false-rollback rate`,
-      met: ourFr <= theirFr && worse === 0 && better > 0,
-      measured: `A/A false rollback ${pct(ourFr)} vs ${pct(theirFr)}; mean A/B power ${pct(meanPower('sequential'))} vs ${pct(meanPower(other))}; scenarios ours higher/lower: ${better}/${worse}`,
+      met: m.oursAA <= m.theirAA && m.lower === 0 && m.higher > 0,
+      measured: `A/A false rollback ${pct(m.oursAA)} vs ${pct(m.theirAA)}; mean A/B power ${pct(m.oursPower)} vs ${pct(m.theirPower)}; scenarios ours higher/equal/lower: ${m.higher}/${m.equal}/${m.lower}`,
     });
   }
   return out;
+}
+
+/** Pooled A/A false-rollback rate over the target cells (≥ 3 canary pods). */
+function aaRate(rows: Row[], judge: string): number {
+  const r = rows.filter((x) => x.judge === judge && isTargetAA(x));
+  return r.reduce((s, x) => s + x.rollbacks, 0) / Math.max(1, r.reduce((s, x) => s + x.n, 0));
+}
+
+interface Comparison {
+  judge: string;
+  oursAA: number;
+  theirAA: number;
+  oursPower: number;
+  theirPower: number;
+  higher: number;
+  equal: number;
+  lower: number;
+}
+
+/** Ours vs `other`: pooled A/A rate, mean A/B power, A/B cells where our power is higher/equal/lower. */
+function compare(rows: Row[], other: string): Comparison {
+  const ab = (judge: string) => rows.filter((x) => x.judge === judge && x.group !== 'A/A');
+  const ours = ab('sequential');
+  const theirs = ab(other);
+  const mean = (r: Row[]) => r.reduce((s, x) => s + x.rollbackRate, 0) / Math.max(1, r.length);
+  let higher = 0;
+  let equal = 0;
+  let lower = 0;
+  ours.forEach((r, i) => {
+    const t = theirs[i]!.rollbackRate;
+    if (r.rollbackRate > t) higher++;
+    else if (r.rollbackRate < t) lower++;
+    else equal++;
+  });
+  return { judge: other, oursAA: aaRate(rows, 'sequential'), theirAA: aaRate(rows, other), oursPower: mean(ours), theirPower: mean(theirs), higher, equal, lower };
+}
+
+interface Matched {
+  family: string;
+  knob: string;
+  stockKnob: number;
+  calibratedKnob: number;
+  stock: Comparison;
+  calibrated: Comparison;
+}
+
+function matchedComparison(rows: Row[], calibration: Array<{ judge: string; knob: string; stock: number; calibrated: number }>): Matched[] {
+  return calibration.map((c) => ({
+    family: c.judge,
+    knob: c.knob,
+    stockKnob: c.stock,
+    calibratedKnob: c.calibrated,
+    stock: compare(rows, c.judge),
+    calibrated: compare(rows, `${c.judge}-cal`),
+  }));
+}
+
+function printMatched(matched: Matched[]): void {
+  console.log('\nMatched comparison (A/A = pooled false-rollback rate over the ≥3-pod A/A cells; power = mean rollback rate over A/B cells):');
+  const header = ['judge', 'knob', 'A/A theirs', 'A/A ours', 'power theirs', 'power ours', 'cells ours >/=/<'];
+  const lines: string[][] = [];
+  for (const m of matched) {
+    for (const [label, c, knob] of [['stock', m.stock, m.stockKnob], ['calibrated', m.calibrated, m.calibratedKnob]] as const) {
+      lines.push([`${c.judge} (${label})`, `${m.knob} ${sig4(knob)}`, pct(c.theirAA), pct(c.oursAA), pct(c.theirPower), pct(c.oursPower), `${c.higher}/${c.equal}/${c.lower}`]);
+    }
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  for (const l of [header, ...lines]) console.log('  ' + l.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  '));
 }

@@ -2,6 +2,7 @@ import type { JudgeInput } from '../../src/analysis/judge';
 import { LATENCY_BUCKETS_MS, type Histogram, type MetricsSample, type VersionMetrics } from '../../src/analysis/metrics';
 import { createSequentialJudge, type SequentialState } from '../../src/analysis/sequential';
 import { sequentialOptionsSchema } from '../../src/analysis/sequential/schema';
+import { exceedances } from '../../src/analysis/sequential/boundary';
 import type { AnalysisSpec } from '../../src/spec/schema';
 import { poisson as poissonDraw, rng } from '../../bench/judge/random';
 
@@ -209,6 +210,25 @@ describe('sequential judge', () => {
     }
     expect(verdict).toBe('fail');
     expect(s.failure![0]).toMatch(/^latency: requests slower than \d+ ms/);
+  });
+
+  it('tests each interval at a boundary chosen from earlier baseline data only (predictable), tracking it', () => {
+    const judge = createSequentialJudge();
+    let s = judge.initialState();
+    const j1 = judge.judge(input(sample(version(300, 3), version(2700, 27))), s);
+    expect(j1.state.latency.evidence.intervals).toBe(0); // the first pool is not tested
+    const first = j1.state.latency.boundaryMs;
+    expect(first).not.toBeNull();
+    s = j1.state;
+    // Both versions twice as slow: this interval is still tested at the earlier boundary...
+    const j2 = judge.judge(input(sample(version(300, 3, 2), version(2700, 27, 2))), s);
+    expect(j2.state.latency.evidence.intervals).toBe(1);
+    expect(j2.state.latency.evidence.baselineEvents).toBe(exceedances(version(2700, 27, 2).latency, first!));
+    // ...and the next one at a boundary that followed the baseline.
+    expect(j2.state.latency.boundaryMs).toBeGreaterThan(first!);
+    // r0 was fixed once, from the first pool: the larger of 1.25 and the 10% slow-down's ratio.
+    expect(j2.state.latency.evidence.r0).toBe(j1.state.latency.evidence.r0);
+    expect(j1.state.latency.evidence.r0).toBeGreaterThanOrEqual(1.25);
   });
 
   it('state is plain JSON, round-trips, and the evidence is never reset between calls', () => {

@@ -10,7 +10,7 @@ import {
   upperConfidenceBound,
 } from '../../src/analysis/sequential/ratio-test';
 import { bernoulliKL, sampleRatioTest } from '../../src/analysis/sequential/srm';
-import { chooseBoundaryIndex, exceedances } from '../../src/analysis/sequential/boundary';
+import { chooseBoundaryIndex, exceedances, scaleToleranceRatio } from '../../src/analysis/sequential/boundary';
 
 const logChoose = (n: number, k: number) => lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1);
 function lgamma(x: number): number {
@@ -146,5 +146,16 @@ describe('latency boundary', () => {
 
   it('has no edge to offer for an empty histogram', () => {
     expect(chooseBoundaryIndex([1, 2], [0, 0, 0], 0.95)).toBeUndefined();
+  });
+
+  it('turns a time-scale tolerance into the exceedance ratio of the local tail', () => {
+    // A power-law tail S(t) = (100/t)^3 above 100 ms: a uniform slow-down by s multiplies S(b) by s^3.
+    const bounds = [100, 200, 400, 800];
+    const S = (t: number) => Math.pow(100 / t, 3);
+    const n = 1e6;
+    const counts = [0, n * (S(100) - S(200)), n * (S(200) - S(400)), n * (S(400) - S(800)), n * S(800)];
+    expect(scaleToleranceRatio(bounds, counts, 2, 1.1)).toBeCloseTo(Math.pow(1.1, 3), 6);
+    expect(scaleToleranceRatio(bounds, counts, 2, 1)).toBe(1);
+    expect(scaleToleranceRatio(bounds, counts, 0, 1.1)).toBe(1); // no edge below
   });
 });

@@ -16,7 +16,7 @@
  */
 import type { Judge, JudgeInput, Judgement, Verdict } from '../judge';
 import { summarize, type Histogram, type VersionMetrics } from '../metrics';
-import { chooseBoundaryIndex, exceedances, isValidHistogram } from './boundary';
+import { chooseBoundaryIndex, exceedances, isValidHistogram, scaleToleranceRatio } from './boundary';
 import { resolveOptions, type SequentialJudgeOptions, type SequentialJudgeOptionsInput } from './options';
 import {
   addInterval,
@@ -34,9 +34,9 @@ export type LatencyMetric = 'latency' | 'ttfb';
 export type MetricName = 'errors' | LatencyMetric;
 
 export interface ExceedanceState {
-  /** Fixed boundary (ms, a bucket edge); null while calibrating. */
+  /** Boundary (ms, a bucket edge) for the next interval, chosen from earlier baseline data; null until the first is chosen. */
   boundaryMs: number | null;
-  /** Baseline histogram summed while calibrating; null once the boundary is fixed. */
+  /** Baseline histograms pooled since the boundary was last chosen (null when none are pending). */
   calibration: Histogram | null;
   evidence: RatioEvidence;
 }
@@ -242,39 +242,47 @@ function updateEvidence(options: SequentialJudgeOptions, state: SequentialState,
   }
   state.errors = addInterval(state.errors, { candidateTrials: B.requests, baselineTrials: A.requests, candidateEvents: B.errors, baselineEvents: A.errors });
 
-  const latency = updateExceedance(options, state.latency, latencyOk ? A.latency : undefined, latencyOk ? B.latency : undefined);
+  const latency = updateExceedance(options, 'latency', state.latency, latencyOk ? A.latency : undefined, latencyOk ? B.latency : undefined);
   if (latency) holds.push(`latency: ${latency}`);
   if (state.alphas.ttfb > 0) {
-    const ttfb = updateExceedance(options, state.ttfb, ttfbOk ? A.timeToFirstByte : undefined, ttfbOk ? B.timeToFirstByte : undefined);
+    const ttfb = updateExceedance(options, 'ttfb', state.ttfb, ttfbOk ? A.timeToFirstByte : undefined, ttfbOk ? B.timeToFirstByte : undefined);
     if (ttfb) holds.push(`time to first byte: ${ttfb}`);
   }
 }
 
-/** Updates one exceedance process in place; returns a hold sentence when the metric is missing. */
-function updateExceedance(options: SequentialJudgeOptions, process: ExceedanceState, a: Histogram | undefined, b: Histogram | undefined): string | undefined {
+/**
+ * Updates one exceedance process in place; returns a hold sentence when the metric is missing.
+ * The interval is first tested at the boundary chosen before it (if any), then its baseline
+ * histogram joins the pool the next boundary is chosen from (boundary.ts: the boundary is
+ * predictable, so the test stays valid while it tracks the baseline's quantile).
+ */
+function updateExceedance(options: SequentialJudgeOptions, name: LatencyMetric, process: ExceedanceState, a: Histogram | undefined, b: Histogram | undefined): string | undefined {
   if (!a || !b) return 'the histogram is missing, empty or malformed for one of the versions.';
-  if (process.boundaryMs === null) {
-    // Calibration: baseline only; this interval is not tested.
-    const cal = process.calibration;
-    if (cal && sameEdges(cal, a)) {
-      cal.counts = cal.counts.map((n, i) => n + (a.counts[i] ?? 0));
-    } else {
-      process.calibration = { boundsMs: [...a.boundsMs], counts: [...a.counts] };
-    }
-    const sum = total(process.calibration!);
-    if (sum >= options.boundaryMinBaseline) {
-      const j = chooseBoundaryIndex(process.calibration!.boundsMs, process.calibration!.counts, options.latencyQuantile);
-      if (j !== undefined) {
-        process.boundaryMs = process.calibration!.boundsMs[j]!;
-        process.calibration = null;
-      }
-    }
-    return undefined;
+  if (process.boundaryMs !== null) {
+    const eA = exceedances(a, process.boundaryMs);
+    const eB = exceedances(b, process.boundaryMs);
+    if (eA === undefined || eB === undefined) return `the boundary ${process.boundaryMs} ms is no longer a bucket edge of the histograms.`;
+    process.evidence = addInterval(process.evidence, { candidateTrials: total(b), baselineTrials: total(a), candidateEvents: eB, baselineEvents: eA });
   }
-  const eA = exceedances(a, process.boundaryMs);
-  const eB = exceedances(b, process.boundaryMs);
-  if (eA === undefined || eB === undefined) return `the boundary ${process.boundaryMs} ms is no longer a bucket edge of the histograms.`;
-  process.evidence = addInterval(process.evidence, { candidateTrials: total(b), baselineTrials: total(a), candidateEvents: eB, baselineEvents: eA });
+  // Pool the baseline (only) toward the next boundary.
+  const cal = process.calibration;
+  if (cal && sameEdges(cal, a)) cal.counts = cal.counts.map((n, i) => n + (a.counts[i] ?? 0));
+  else process.calibration = { boundsMs: [...a.boundsMs], counts: [...a.counts] };
+  const pool = process.calibration!;
+  if (total(pool) >= options.boundaryMinBaseline) {
+    const j = chooseBoundaryIndex(pool.boundsMs, pool.counts, options.latencyQuantile);
+    if (j !== undefined) {
+      const first = process.boundaryMs === null;
+      process.boundaryMs = pool.boundsMs[j]!;
+      if (first && process.evidence.intervals === 0) {
+        // The tolerance, fixed once before any interval is tested: the larger of the ratio
+        // tolerance and the exceedance ratio a uniform slow-down by the scale tolerance gives.
+        const r0 = Math.max(options.tolerances[name], scaleToleranceRatio(pool.boundsMs, pool.counts, j, options.scaleTolerance[name]));
+        process.evidence = newRatioEvidence(r0, options.alternatives);
+      }
+      process.calibration = null;
+    }
+  }
   return undefined;
 }
 

@@ -15,6 +15,12 @@ export interface SequentialJudgeOptions {
   alphaSplit: { errors: number; latency: number; ttfb: number };
   /** Tolerated rate ratio candidate/baseline r₀ per metric (error rate; exceedance rate at the boundary). */
   tolerances: { errors: number; latency: number; ttfb: number };
+  /**
+   * Latency and TTFB tolerance in time units: a candidate up to this factor slower (uniformly)
+   * is not a regression. Turned into an exceedance ratio at the boundary from the baseline's own
+   * tail (boundary.ts); r₀ is the larger of that and `tolerances`. 1 = exceedance ratio only.
+   */
+  scaleTolerance: { latency: number; ttfb: number };
   /** Alternatives r > r₀ mixed with equal weights in the regression e-process. */
   alternatives: number[];
   /** Latency boundary: the baseline quantile it approximates, on a bucket edge (0.95 = p95). */
@@ -55,6 +61,7 @@ export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
   alpha: 0.01,
   alphaSplit: { errors: 0.5, latency: 0.3, ttfb: 0.2 },
   tolerances: { errors: 1.2, latency: 1.25, ttfb: 1.25 },
+  scaleTolerance: { latency: 1.1, ttfb: 1.1 },
   alternatives: [...DEFAULT_ALTERNATIVES],
   latencyQuantile: 0.95,
   boundaryMinBaseline: 400,
@@ -70,9 +77,10 @@ export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
 };
 
 export type SequentialJudgeOptionsInput = Partial<
-  Omit<SequentialJudgeOptions, 'alphaSplit' | 'tolerances' | 'resource'> & {
+  Omit<SequentialJudgeOptions, 'alphaSplit' | 'tolerances' | 'scaleTolerance' | 'resource'> & {
     alphaSplit: Partial<SequentialJudgeOptions['alphaSplit']>;
     tolerances: Partial<SequentialJudgeOptions['tolerances']>;
+    scaleTolerance: Partial<SequentialJudgeOptions['scaleTolerance']>;
     resource: Partial<SequentialJudgeOptions['resource']>;
   }
 >;
@@ -84,6 +92,7 @@ export function resolveOptions(input: SequentialJudgeOptionsInput = {}): Sequent
     ...stripUndefined(input),
     alphaSplit: { ...d.alphaSplit, ...stripUndefined(input.alphaSplit ?? {}) },
     tolerances: { ...d.tolerances, ...stripUndefined(input.tolerances ?? {}) },
+    scaleTolerance: { ...d.scaleTolerance, ...stripUndefined(input.scaleTolerance ?? {}) },
     resource: { ...d.resource, ...stripUndefined(input.resource ?? {}) },
     alternatives: [...(input.alternatives ?? d.alternatives)],
   };
@@ -94,6 +103,7 @@ export function resolveOptions(input: SequentialJudgeOptionsInput = {}): Sequent
     problems.push('alphaSplit shares must be ≥ 0 and sum to at most 1');
   }
   for (const [k, v] of Object.entries(options.tolerances)) if (!(v >= 1)) problems.push(`tolerances.${k} must be ≥ 1`);
+  for (const [k, v] of Object.entries(options.scaleTolerance)) if (!(v >= 1)) problems.push(`scaleTolerance.${k} must be ≥ 1`);
   if (!(options.readyAlpha > 0 && options.readyAlpha < 1)) problems.push('readyAlpha must be in (0, 1)');
   if (!(options.srmAlpha > 0 && options.srmAlpha < 1)) problems.push('srmAlpha must be in (0, 1)');
   if (!(options.latencyQuantile > 0 && options.latencyQuantile < 1)) problems.push('latencyQuantile must be in (0, 1)');

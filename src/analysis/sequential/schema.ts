@@ -15,6 +15,7 @@ export const sequentialOptionsSchema = z
     alpha: fraction('alpha').optional(),
     alphaSplit: z.strictObject({ errors: share('alphaSplit.errors').optional(), latency: share('alphaSplit.latency').optional(), ttfb: share('alphaSplit.ttfb').optional() }).optional(),
     tolerances: z.strictObject({ errors: ratio('tolerances.errors').optional(), latency: ratio('tolerances.latency').optional(), ttfb: ratio('tolerances.ttfb').optional() }).optional(),
+    scaleTolerance: z.strictObject({ latency: ratio('scaleTolerance.latency').optional(), ttfb: ratio('scaleTolerance.ttfb').optional() }).optional(),
     alternatives: z.array(z.number().gt(1, 'alternatives must be above 1')).min(1).optional(),
     latencyQuantile: fraction('latencyQuantile').optional(),
     boundaryMinBaseline: count('boundaryMinBaseline').optional(),
