@@ -188,7 +188,7 @@ describe('sequential judge', () => {
       s = j.state;
       if (j.verdict === 'fail') {
         failedAt = k;
-        expect(j.reasons[0]).toMatch(/^errors: candidate \d+\/\d+ .* the e-value [\d.e+]+ reached 200 \(α = 0\.005\)/);
+        expect(j.reasons[0]).toMatch(/^errors: candidate \d+\/\d+ .* the e-value [\d.e+]+ reached 166\.7 \(α = 0\.006\)/);
       }
     }
     expect(failedAt).toBeGreaterThanOrEqual(0);

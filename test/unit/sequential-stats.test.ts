@@ -35,14 +35,17 @@ describe('ratio test: closed-form values', () => {
     expect(lr).toBeCloseTo(1.870838, 5);
   });
 
-  it('mixes the six alternatives with equal weights', () => {
+  it('mixes the alternatives with equal weights', () => {
     const e = addInterval(newRatioEvidence(1.2), counts);
     expect(e.alternatives).toEqual([...DEFAULT_ALTERNATIVES]);
-    expect(Math.exp(regressionLogE(e))).toBeCloseTo(1.4147224, 5);
+    const lr = (r: number) => Math.exp(intervalLogLik(r, 100, 900, 3, 9) - intervalLogLik(1.2, 100, 900, 3, 9));
+    expect(Math.exp(regressionLogE(e))).toBeCloseTo((lr(1.5) + lr(2) + lr(3) + lr(5)) / 4, 10);
+    expect(lr(2)).toBeCloseTo(1.870838, 5);
   });
 
-  it('keeps only alternatives above the tolerance', () => {
-    expect(newRatioEvidence(1.25).alternatives).toEqual([1.5, 2, 3, 5, 10]);
+  it('keeps only alternatives at least 10% above the tolerance', () => {
+    expect(newRatioEvidence(1.25).alternatives).toEqual([1.5, 2, 3, 5]);
+    expect(newRatioEvidence(1.4).alternatives).toEqual([2, 3, 5]);
     expect(newRatioEvidence(12).alternatives).toEqual([18, 24, 36, 60]);
   });
 

@@ -8,7 +8,8 @@ export interface SequentialJudgeOptions {
   /** False-rollback probability for the whole rollout (all metrics, all checks). */
   alpha: number;
   /**
-   * How `alpha` is split across the tested metrics (fractions, summing to ≤ 1). The set of
+   * How `alpha` is split across the tested metrics (fractions, summing to ≤ 1). TTFB gets the
+   * least: it is part of the total latency, whose test also sees most TTFB regressions. The set of
    * metrics is fixed at the first comparison: when time-to-first-byte is absent then, its share
    * goes to latency and it is not tested later.
    */
@@ -36,7 +37,11 @@ export interface SequentialJudgeOptions {
   srmAlpha: number;
   /** Consecutive inconclusive checks before the judge fails the rollout; 0 = unlimited. */
   maxConsecutiveInconclusive: number;
-  /** readyToAdvance: per-metric level of the "ratio < r₀" confidence bound. */
+  /**
+   * readyToAdvance: per-metric level of the "ratio < r₀" confidence bound. It gates going
+   * faster and beyond 25%, not the rollback test (whose α is unchanged and which keeps running
+   * after the gate): a candidate exactly at tolerance passes the gate with probability ≤ this.
+   */
   readyAlpha: number;
   /** readyToAdvance needs at least this many candidate requests in the whole rollout. */
   readyMinRequests: number;
@@ -59,7 +64,7 @@ export interface SequentialJudgeOptions {
 
 export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
   alpha: 0.01,
-  alphaSplit: { errors: 0.5, latency: 0.3, ttfb: 0.2 },
+  alphaSplit: { errors: 0.6, latency: 0.3, ttfb: 0.1 },
   tolerances: { errors: 1.2, latency: 1.25, ttfb: 1.25 },
   scaleTolerance: { latency: 1.1, ttfb: 1.1 },
   alternatives: [...DEFAULT_ALTERNATIVES],
@@ -70,7 +75,7 @@ export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
   catastrophicMinRatio: 2,
   srmAlpha: 1e-6,
   maxConsecutiveInconclusive: 10,
-  readyAlpha: 0.05,
+  readyAlpha: 0.1,
   readyMinRequests: 1000,
   readyErrorRateSlack: 0.001,
   resource: { maxCpuPerRequestRatio: 1.5, maxMemoryRatio: 1.5, maxMemoryBytes: 0, breachesToFail: 3 },

@@ -56,10 +56,21 @@ export const GRID_STEP = Math.pow(2, 1 / 8);
 /** Grid points r₀·ρ^i for i in [GRID_LOW, GRID_HIGH]: r₀/16 … 16·r₀. */
 export const GRID_LOW = -32;
 export const GRID_HIGH = 32;
-/** Alternatives below r₁ used by the readiness e-process, as grid steps down (0.92 … 0.25 × r₁). */
-export const LOWER_STEPS: readonly number[] = [1, 2, 3, 4, 6, 8, 12, 16];
-/** The issue's alternatives above the tolerance. */
-export const DEFAULT_ALTERNATIVES: readonly number[] = [1.25, 1.5, 2, 3, 5, 10];
+/**
+ * Alternatives below r₁ used by the readiness e-process, as grid steps down (0.92 … 0.65 × r₁):
+ * readiness is about candidates close to the baseline (true ratio ≈ 1 against a tolerance r₁ of
+ * 1.2–1.3), so the mixture's weight sits there; a candidate much better than the baseline
+ * still gives the near alternatives a growing likelihood ratio.
+ */
+export const LOWER_STEPS: readonly number[] = [1, 2, 3, 4, 5];
+/**
+ * Alternatives above the tolerance, mixed with equal weights. An alternative within 10% of r₀
+ * is dropped (MIN_SEPARATION): its likelihood ratio against r₀ cannot reach 1/α with the data a
+ * rollout has, so its weight would be wasted; ratios above the largest are still caught through
+ * it (the likelihood ratio at 5 grows fast when the truth is 10) and by the catastrophic path.
+ */
+export const DEFAULT_ALTERNATIVES: readonly number[] = [1.5, 2, 3, 5];
+export const MIN_SEPARATION = 1.1;
 
 /** The evidence of one metric: plain JSON, carried across the whole rollout. */
 export interface RatioEvidence {
@@ -102,7 +113,7 @@ const GEOMETRIC_POINTS = GRID_HIGH - GRID_LOW + 1;
 
 export function newRatioEvidence(r0: number, alternatives: readonly number[] = DEFAULT_ALTERNATIVES): RatioEvidence {
   if (!(r0 > 0) || !Number.isFinite(r0)) throw new RangeError(`tolerance r0 must be a positive number, got ${r0}`);
-  const above = alternatives.filter((r) => r > r0 && Number.isFinite(r));
+  const above = alternatives.filter((r) => r >= r0 * MIN_SEPARATION && Number.isFinite(r));
   // Keep the mixture meaningful when a tolerance is at or above every listed alternative.
   const alts = above.length > 0 ? [...above] : [1.5, 2, 3, 5].map((f) => f * r0);
   return {

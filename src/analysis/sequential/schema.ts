@@ -36,7 +36,7 @@ export const sequentialOptionsSchema = z
       })
       .optional(),
   })
-  .refine((o) => !o.alphaSplit || (o.alphaSplit.errors ?? 0.5) + (o.alphaSplit.latency ?? 0.3) + (o.alphaSplit.ttfb ?? 0.2) <= 1 + 1e-9, {
+  .refine((o) => !o.alphaSplit || (o.alphaSplit.errors ?? 0.6) + (o.alphaSplit.latency ?? 0.3) + (o.alphaSplit.ttfb ?? 0.1) <= 1 + 1e-9, {
     message: 'alphaSplit shares must sum to at most 1',
     path: ['alphaSplit'],
   });
