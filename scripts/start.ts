@@ -1,0 +1,105 @@
+/**
+ * `npm start`: the stack (scripts/stack.ts, as `npm run serve`) plus the demo show
+ * (src/demo/show.ts): demo models v1, v2 (healthy) and v3 (~8% errors), traffic through the
+ * gateway, a rollout v1 → v2 that promotes and a rollout v2 → v3 that rolls back by itself, with
+ * live progress. Then everything keeps running until Ctrl-C, which stops it all.
+ *
+ * Env: as `npm run serve` (DATA_DIR, TEMPORAL_PORT, TEMPORAL_UI_PORT, API_PORT, GATEWAY_PORT, ...),
+ * plus DEMO_MODEL_PORTS (v1,v2,v3 ports; default 9001,9002,9003; 0 = a free port; a busy port
+ * falls back to a free one), DEMO_RATE (requests per second, default 30), DEMO_SCALE (multiplies
+ * bakes and check intervals; default 1 ≈ two minutes, 0.3 ≈ 40 s).
+ */
+import { runShow, type Show } from '../src/demo/show';
+import { startStack } from './stack';
+
+function numberFrom(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+function modelPorts(): [number, number, number] {
+  const raw = process.env.DEMO_MODEL_PORTS;
+  if (!raw) return [9001, 9002, 9003];
+  const ports = raw.split(',').map((p) => Number(p.trim()));
+  if (ports.length !== 3 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) {
+    throw new Error(`DEMO_MODEL_PORTS must be three ports such as 9001,9002,9003 (0 = free port), got "${raw}"`);
+  }
+  return ports as [number, number, number];
+}
+
+/**
+ * The worker logs through Temporal's default logger (INFO and up, to stderr): an entry is a
+ * `<time> [LEVEL] message` line and whatever lines follow it (metadata, webpack's report). Keep
+ * WARN and ERROR entries, the worker's own "polling" line and anything that looks like a crash.
+ */
+function workerWarnings(child: string): (line: string) => boolean {
+  if (child !== 'worker') return () => true;
+  let keep = true;
+  return (line) => {
+    const entry = /^\S+ \[(TRACE|DEBUG|INFO|WARN|ERROR)\] /.exec(line);
+    if (entry) keep = entry[1] === 'WARN' || entry[1] === 'ERROR';
+    else if (/^(worker polling|\w*Error\b|Uncaught|node:)/.test(line)) keep = true;
+    return keep;
+  };
+}
+
+function main(): void {
+  const rate = numberFrom('DEMO_RATE', 30);
+  const scale = numberFrom('DEMO_SCALE', 1);
+  const ports = modelPorts();
+  // The show's lines are the point: children say only what goes wrong (LOG_LEVEL=info to see all).
+  const env = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL || 'warn' };
+  const stack = startStack({ name: 'start', env, outputFilter: env.LOG_LEVEL === 'warn' ? workerWarnings : undefined });
+  let show: Show | undefined;
+  let quitting = false;
+  const stopAll = async (reason: string, code: number) => {
+    quitting = true;
+    await show?.stop();
+    process.exit(await stack.stop(reason, code));
+  };
+  process.on('SIGINT', () => void stopAll('SIGINT', 0));
+  process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
+  // A child died on its own: the stack stopped the others; stop the show and leave with its code.
+  void stack.exited.then(async (code) => {
+    quitting = true;
+    await show?.stop();
+    process.exit(code);
+  });
+
+  stack.ready.then(
+    () => {
+      if (stack.stopping()) return;
+      stack.log(`ready\n${stack.readyLines().map((l) => `  ${l}`).join('\n')}`);
+      const { config } = stack;
+      show = runShow({
+        apiUrl: stack.apiUrl,
+        apiToken: config.apiToken,
+        gatewayUrl: stack.gatewayUrl ?? config.gatewayUrl,
+        gatewayAdminToken: config.gatewayAdminToken,
+        temporalUiUrl: config.temporalUiUrl,
+        namespace: config.namespace,
+        rate,
+        scale,
+        modelPorts: ports,
+      });
+      show.done.then(
+        () => stack.log('demo done; Ctrl-C to stop'),
+        (err: unknown) => {
+          if (quitting || stack.stopping()) return;
+          stack.log(`demo failed: ${err instanceof Error ? err.message : String(err)}; the stack keeps running (Ctrl-C to stop)`);
+        },
+      );
+    },
+    () => undefined, // the stack logged why and is stopping; `exited` ends the process
+  );
+}
+
+try {
+  main();
+} catch (err) {
+  console.error(err);
+  process.exit(1);
+}

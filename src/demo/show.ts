@@ -1,0 +1,357 @@
+/**
+ * DEMO ONLY — the `npm start` show, run against a stack that is already up (scripts/start.ts):
+ *
+ *   1. three demo model versions: v1 and v2 healthy, v3 failing ~8% of requests;
+ *   2. the target `chat` on v1 in the gateway, and traffic through it (random user keys);
+ *   3. a rollout v1 → v2, which promotes, then a rollout v2 → v3, which rolls back by itself;
+ *      each watched through the REST API (GET /v1/rollouts/:id), one terminal line per change;
+ *   4. a summary with the links (API, gateway, Temporal UI history of each rollout).
+ *
+ * Everything keeps running (models, traffic) until `stop()`. Times scale with `scale`
+ * (DEMO_SCALE): 1 = 20 s bakes and a check every 5 s, about two minutes for the whole show.
+ */
+import { startModelServer, type ModelServer, type ModelServerOptions } from './model-server';
+import { startTraffic, type TrafficRun } from './traffic';
+import { formatDuration, type RolloutSpecInput } from '../spec';
+import { isFinal, type Decision, type RolloutStatus } from '../workflows/status';
+import type { VersionSummary } from '../analysis/metrics';
+
+export interface ShowOptions {
+  apiUrl: string;
+  apiToken?: string;
+  gatewayUrl: string;
+  gatewayAdminToken?: string;
+  /** Base URL of the Temporal UI (for the summary). */
+  temporalUiUrl: string;
+  namespace?: string;
+  /** The gateway target the show rolls out (default `chat`). */
+  target?: string;
+  /** Traffic, requests per second (default 30). */
+  rate?: number;
+  /** Multiplies every bake and check interval (default 1: about two minutes). */
+  scale?: number;
+  /** Ports of v1, v2, v3; 0 picks a free one (default 9001, 9002, 9003; a busy one falls back to a free one). */
+  modelPorts?: [number, number, number];
+  /** Pause between the two rollouts, ms (default 3000 × scale). */
+  pauseMs?: number;
+  /** Where lines go (default stdout, `[demo] ` prefixed). */
+  print?: (line: string) => void;
+  /** ANSI colours (default: when stdout is a terminal). */
+  color?: boolean;
+}
+
+export interface ShowResult {
+  rollouts: RolloutStatus[];
+}
+
+export interface Show {
+  /** Resolves once both rollouts have ended and the summary is printed. */
+  done: Promise<ShowResult>;
+  models: Record<'v1' | 'v2' | 'v3', ModelServer>;
+  /** Stops watching, the traffic and the model servers. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export const DEMO_TARGET = 'chat';
+
+/** The demo's three model versions. */
+export const DEMO_MODELS: Array<Omit<ModelServerOptions, 'port'> & { version: 'v1' | 'v2' | 'v3'; note: string }> = [
+  { version: 'v1', latencyMs: 40, latencySpread: 0.2, errorRate: 0, note: 'healthy (serving today)' },
+  { version: 'v2', latencyMs: 35, latencySpread: 0.2, errorRate: 0, note: 'healthy' },
+  { version: 'v3', latencyMs: 40, latencySpread: 0.2, errorRate: 0.08, note: '~8% errors' },
+];
+
+/** The two demo rollouts' specs. Checks need a few requests; minRequests follows the traffic. */
+export function demoSpecs(
+  target: string,
+  urls: Record<'v1' | 'v2' | 'v3', string>,
+  { scale = 1, rate = 30 }: { scale?: number; rate?: number } = {},
+): [RolloutSpecInput, RolloutSpecInput] {
+  const ms = (x: number) => formatDuration(Math.max(100, Math.round(x * scale)));
+  const intervalMs = 5_000 * scale;
+  const minRequests = (firstWeight: number) => Math.max(3, Math.round(rate * (intervalMs / 1000) * (firstWeight / 100) * 0.6));
+  const thresholds = { maxErrorRate: 0.02, maxLatencyP95Ms: 1000 };
+  return [
+    {
+      target,
+      baseline: { version: 'v1', url: urls.v1 },
+      candidate: { version: 'v2', url: urls.v2 },
+      steps: [{ weight: 10, bake: ms(20_000) }, { weight: 25, bake: ms(20_000) }, { weight: 50, bake: ms(20_000) }, { weight: 100 }],
+      analysis: { interval: ms(5_000), minRequests: minRequests(10), failureLimit: 2, thresholds },
+    },
+    {
+      target,
+      baseline: { version: 'v2', url: urls.v2 },
+      candidate: { version: 'v3', url: urls.v3 },
+      steps: [{ weight: 20, bake: ms(20_000) }, { weight: 50, bake: ms(20_000) }, { weight: 100 }],
+      analysis: { interval: ms(5_000), minRequests: minRequests(20), failureLimit: 2, thresholds },
+    },
+  ];
+}
+
+export function runShow(options: ShowOptions): Show {
+  const target = options.target ?? DEMO_TARGET;
+  const rate = options.rate ?? 30;
+  const scale = options.scale ?? 1;
+  const color = options.color ?? Boolean(process.stdout.isTTY);
+  const print = options.print ?? ((line: string) => void process.stdout.write(`[demo] ${line}\n`));
+  const paint = painter(color);
+  const api = apiClient(options.apiUrl, options.apiToken);
+  const stopper = new AbortController();
+  let traffic: TrafficRun | undefined;
+  const models: Partial<Record<'v1' | 'v2' | 'v3', ModelServer>> = {};
+  let stopping: Promise<void> | undefined;
+
+  const done = (async (): Promise<ShowResult> => {
+    const ports = options.modelPorts ?? [9001, 9002, 9003];
+    for (const [i, model] of DEMO_MODELS.entries()) {
+      const { note, ...serverOptions } = model;
+      models[model.version] = await startModelOn(serverOptions, ports[i] ?? 0, print);
+      print(`model ${model.version} on ${models[model.version]!.url}: ${note}`);
+    }
+    const urls = { v1: models.v1!.url, v2: models.v2!.url, v3: models.v3!.url };
+    throwIfStopped();
+
+    await putRoute(options.gatewayUrl, options.gatewayAdminToken, target, [{ name: 'v1', url: urls.v1, weight: 100 }]);
+    print(`gateway: ${options.gatewayUrl}/${target}/… → v1 (100%)`);
+    traffic = startTraffic({ gatewayUrl: options.gatewayUrl, target, rate, durationMs: Number.POSITIVE_INFINITY, users: 1000 });
+    print(`traffic: ${rate} req/s through the gateway, random user keys (x-canary-key)`);
+
+    const [first, second] = demoSpecs(target, urls, { scale, rate });
+    const results: RolloutStatus[] = [];
+    const acts = [
+      { spec: first, title: `rollout 1/2: ${target} v1 → v2 (healthy candidate: expect promotion)` },
+      { spec: second, title: `rollout 2/2: ${target} v2 → v3 (~8% errors: expect an automatic rollback)` },
+    ];
+    for (const [i, act] of acts.entries()) {
+      if (i > 0) await sleep(options.pauseMs ?? 3_000 * scale, stopper.signal);
+      print('');
+      print(paint.bold(`── ${act.title} ──`));
+      const started = await startRollout(api, act.spec, print, stopper.signal);
+      print(`started ${started.id}: ${describeSpec(act.spec)}`);
+      print(`history: ${started.links?.temporalUi ?? '(no link)'}`);
+      const final = await watchRollout(api, started.id, { print: (l) => print(`  ${l}`), signal: stopper.signal, paint });
+      results.push(final.links ? final : { ...final, ...(started.links ? { links: started.links } : {}) });
+    }
+
+    const ui = `${options.temporalUiUrl}/namespaces/${options.namespace ?? 'default'}/workflows`;
+    print('');
+    print(paint.bold('── the show is over; everything keeps running (Ctrl-C stops it all) ──'));
+    print(`API          ${options.apiUrl}/v1/rollouts`);
+    print(`Gateway      ${options.gatewayUrl}/${target}/v1/chat/completions  (admin: ${options.gatewayUrl}/admin/routes, /admin/metrics/${target})`);
+    print(`Temporal UI  ${ui}`);
+    results.forEach((r, i) => {
+      print(`rollout ${i + 1}    ${r.baseline.version} → ${r.candidate.version} ${paint.phase(r.phase)}: ${r.outcome?.reason ?? ''}`);
+      print(`             ${r.links?.temporalUi ?? ''}`);
+    });
+    print(`models       ${Object.entries(urls).map(([v, u]) => `${v} ${u}`).join(' · ')}`);
+    print(`traffic      still ${rate} req/s to ${target}`);
+    return { rollouts: results };
+  })();
+  done.catch(() => undefined);
+
+  function throwIfStopped(): void {
+    if (stopper.signal.aborted) throw new Error('show stopped');
+  }
+
+  return {
+    done,
+    get models() {
+      return models as Record<'v1' | 'v2' | 'v3', ModelServer>;
+    },
+    stop() {
+      stopping ??= (async () => {
+        stopper.abort();
+        traffic?.stop();
+        await traffic?.done.catch(() => undefined);
+        await Promise.all(Object.values(models).map((m) => m.close()));
+      })();
+      return stopping;
+    },
+  };
+}
+
+// ---- watching a rollout: one line per change ----
+
+export interface WatchOptions {
+  print: (line: string) => void;
+  signal?: AbortSignal;
+  pollMs?: number;
+  paint?: Painter;
+}
+
+/** Polls GET /v1/rollouts/:id until the rollout ends; prints phase, step/weights and each new check. */
+export async function watchRollout(api: ApiClient, id: string, options: WatchOptions): Promise<RolloutStatus> {
+  const paint = options.paint ?? painter(false);
+  const pollMs = options.pollMs ?? 500;
+  let phase: string | undefined;
+  let stepKey: string | undefined;
+  let seenDecisions = 0;
+  let trouble: string | undefined;
+  for (;;) {
+    if (options.signal?.aborted) throw new Error('watch stopped');
+    let status: RolloutStatus | undefined;
+    try {
+      const res = await api.get<RolloutStatus>(`/v1/rollouts/${encodeURIComponent(id)}`);
+      if (res.status !== 200) throw new Error(`GET /v1/rollouts/${id} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+      status = res.body;
+      const now = status.stale ? `status is stale: ${status.stale}` : undefined;
+      if (now && now !== trouble) options.print(`${clock()} ${paint.dim(now)}`);
+      trouble = now;
+    } catch (err) {
+      const message = `API: ${(err as Error).message}`;
+      if (message !== trouble) options.print(`${clock()} ${paint.dim(message)}`);
+      trouble = message;
+    }
+    if (status) {
+      const lines = describeChanges(status, { phase, stepKey, seenDecisions }, paint);
+      for (const line of lines) options.print(`${clock()} ${line}`);
+      phase = status.phase;
+      stepKey = stepKeyOf(status);
+      seenDecisions = status.decisions.length;
+      if (isFinal(status.phase)) return status;
+    }
+    await sleep(pollMs, options.signal);
+  }
+}
+
+interface Seen {
+  phase?: string;
+  stepKey?: string;
+  seenDecisions: number;
+}
+
+function stepKeyOf(s: RolloutStatus): string {
+  return `${s.step.index}|${s.weights.baseline}|${s.weights.candidate}`;
+}
+
+/** The lines a new status adds to what was seen: new checks, then step/weights, then phase. */
+export function describeChanges(s: RolloutStatus, seen: Seen, paint: Painter = painter(false)): string[] {
+  const lines: string[] = [];
+  s.decisions.slice(seen.seenDecisions).forEach((d, i) => lines.push(describeDecision(s, d, seen.seenDecisions + i + 1, paint)));
+  if (stepKeyOf(s) !== seen.stepKey) {
+    const step = s.step.index < s.step.total ? `step ${s.step.index + 1}/${s.step.total}` : `all ${s.step.total} steps done`;
+    lines.push(`${step} · weights ${s.baseline.version} ${s.weights.baseline}% / ${s.candidate.version} ${s.weights.candidate}%`);
+  }
+  if (s.phase !== seen.phase) {
+    lines.push(`phase ${paint.phase(s.phase)}${s.outcome ? `: ${s.outcome.reason}` : ''}`);
+  }
+  return lines;
+}
+
+function describeDecision(s: RolloutStatus, d: Decision, n: number, paint: Painter): string {
+  const figures = (name: string, v: VersionSummary) =>
+    `${name} ${v.requests} req, ${(v.errorRate * 100).toFixed(1)}% err, p95 ${v.latencyP95Ms ?? '–'} ms`;
+  return (
+    `check ${n} · step ${d.step + 1} @${d.weight}% · ${paint.verdict(d.verdict)} · ` +
+    `${figures(s.candidate.version, d.metrics.candidate)} | ${figures(s.baseline.version, d.metrics.baseline)}` +
+    ` · failed ${d.failedChecks}/${s.spec.analysis.failureLimit} — ${d.reasons.join('; ')}`
+  );
+}
+
+function describeSpec(spec: RolloutSpecInput): string {
+  const steps = spec.steps.map((s) => `${s.weight}%${s.bake ? ` (${s.bake})` : ''}`).join(' → ');
+  const a = spec.analysis ?? {};
+  return `${steps}; a check every ${a.interval}, ≥${a.minRequests} requests, error rate ≤ ${(a.thresholds?.maxErrorRate ?? 0.05) * 100}%, p95 ≤ ${a.thresholds?.maxLatencyP95Ms ?? 800} ms, ${a.failureLimit} failed checks roll back`;
+}
+
+// ---- helpers ----
+
+export interface ApiClient {
+  get<T>(path: string): Promise<{ status: number; body: T }>;
+  post<T>(path: string, body?: unknown): Promise<{ status: number; body: T }>;
+}
+
+export function apiClient(baseUrl: string, token?: string): ApiClient {
+  const call = async <T>(method: string, path: string, body?: unknown) => {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+  return { get: (path) => call('GET', path), post: (path, body) => call('POST', path, body) };
+}
+
+/** Starts a rollout; a rollout of the same target left running by an earlier run is aborted first. */
+async function startRollout(api: ApiClient, spec: RolloutSpecInput, print: (l: string) => void, signal: AbortSignal): Promise<RolloutStatus> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await api.post<RolloutStatus & { error?: { message: string } }>('/v1/rollouts', spec);
+    if (res.status === 201) return res.body;
+    if (res.status === 409 && attempt < 3) {
+      const id = `rollout-${spec.target}`;
+      print(`${spec.target} already has a rollout in progress (an earlier run?): aborting ${id} first`);
+      await api.post(`/v1/rollouts/${id}/abort`, { reason: 'superseded by a new npm start demo' });
+      await watchRollout(api, id, { print: () => undefined, signal });
+      continue;
+    }
+    throw new Error(`POST /v1/rollouts answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
+}
+
+async function putRoute(gatewayUrl: string, token: string | undefined, target: string, versions: Array<{ name: string; url: string; weight: number }>): Promise<void> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${gatewayUrl}/admin/routes/${encodeURIComponent(target)}`, {
+    method: 'PUT',
+    headers,
+    body: JSON.stringify({ versions }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`PUT ${gatewayUrl}/admin/routes/${target} answered ${res.status}: ${await res.text()}`);
+}
+
+async function startModelOn(options: ModelServerOptions, port: number, print: (l: string) => void): Promise<ModelServer> {
+  try {
+    return await startModelServer({ ...options, port });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0) throw err;
+    print(`port ${port} is busy: model ${options.version} takes a free port`);
+    return startModelServer({ ...options, port: 0 });
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error('stopped'));
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new Error('stopped'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function clock(): string {
+  return new Date().toTimeString().slice(0, 8);
+}
+
+export interface Painter {
+  bold(text: string): string;
+  dim(text: string): string;
+  verdict(verdict: string): string;
+  phase(phase: string): string;
+}
+
+function painter(enabled: boolean): Painter {
+  const wrap = (code: string) => (text: string) => (enabled ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const green = wrap('32');
+  const red = wrap('31');
+  const yellow = wrap('33');
+  return {
+    bold: wrap('1'),
+    dim: wrap('2'),
+    verdict: (v) => (v === 'pass' ? green('PASS') : v === 'fail' ? red('FAIL') : yellow(v.toUpperCase())),
+    phase: (p) => (p === 'promoted' ? green(p) : p === 'rolled_back' || p === 'failed' || p === 'aborted' ? red(p) : p === 'rolling_back' ? yellow(p) : p),
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * `npm start` end to end (`node --import tsx scripts/start.ts`, as the npm script runs it after the
+ * install steps): on free ports and a temp DATA_DIR, with a shortened show (DEMO_SCALE), the demo
+ * rollout v1 → v2 promotes and v2 → v3 rolls back by itself, as the REST API tells; the gateway
+ * ends on v2; SIGINT stops every child.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../src/temporal-bin';
+import type { RolloutStatus, RolloutSummary } from '../../src/workflows/status';
+import { eventually, request } from '../helpers/http';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-start-'));
+const pids = new Map<string, number>();
+let child: ChildProcess | undefined;
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const found = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+afterAll(() => {
+  for (const pid of [child?.pid, ...pids.values()]) {
+    if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+it('runs the demo show: v1 → v2 promoted, v2 → v3 rolled back; SIGINT stops everything', async () => {
+  const [temporal, ui, apiPort, gatewayPort] = await freePorts(4);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATA_DIR: dataDir,
+    TEMPORAL_PORT: String(temporal),
+    TEMPORAL_UI_PORT: String(ui),
+    API_PORT: String(apiPort),
+    GATEWAY_PORT: String(gatewayPort),
+    DEMO_MODEL_PORTS: '0,0,0',
+    DEMO_SCALE: '0.3',
+    DEMO_RATE: '40',
+  };
+  for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'API_TOKEN', 'GATEWAY_URL', 'GATEWAY_ADMIN_TOKEN', 'TASK_QUEUE', 'TEMPORAL_NAMESPACE', 'API_HOST', 'LOG_LEVEL']) delete env[name];
+  const started = Date.now();
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = proc;
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const output: string[] = [];
+  const onData = (chunk: Buffer) => {
+    const text = chunk.toString();
+    output.push(text);
+    for (const [, name, pid] of text.matchAll(/\[start\] started (\S+) \(pid (\d+)\)/g)) pids.set(name!, Number(pid));
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+
+  const api = `http://127.0.0.1:${apiPort}`;
+  // Both demo rollouts of `chat` have ended (the list folds each run into one line).
+  const runs = await eventually(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`npm start exited:\n${output.join('')}`);
+      const res = await request<{ rollouts: RolloutSummary[] }>(api, 'GET', '/v1/rollouts?target=chat');
+      const rollouts = res.body.rollouts ?? [];
+      const ended = rollouts.filter((r) => ['promoted', 'rolled_back', 'aborted', 'failed'].includes(r.phase));
+      return ended.length >= 2 && output.join('').includes('the show is over') ? rollouts : undefined;
+    },
+    150_000,
+    'both demo rollouts to end',
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- output ---\n${output.join('').slice(-6000)}`);
+  });
+  const showMs = Date.now() - started;
+
+  const statuses = await Promise.all(
+    runs.map(async (r) => (await request<RolloutStatus>(api, 'GET', `/v1/rollouts/${r.id}?runId=${r.runId}`)).body),
+  );
+  const first = statuses.find((s) => s.candidate.version === 'v2');
+  const second = statuses.find((s) => s.candidate.version === 'v3');
+  expect(first).toMatchObject({ phase: 'promoted', baseline: { version: 'v1' }, weights: { baseline: 0, candidate: 100 } });
+  expect(second).toMatchObject({ phase: 'rolled_back', baseline: { version: 'v2' }, weights: { baseline: 100, candidate: 0 } });
+  expect(second!.outcome!.reason).toMatch(/error rate/);
+
+  // The gateway serves v2 alone; the show printed every check and both history links.
+  const routes = await request(`http://127.0.0.1:${gatewayPort}`, 'GET', '/admin/routes');
+  expect(routes.body.routes.chat.versions).toEqual([expect.objectContaining({ name: 'v2', weight: 100 })]);
+  const out = output.join('');
+  expect(out).toMatch(/check \d+ · step 1 @10% · PASS/);
+  expect(out).toMatch(/check \d+ · step 1 @20% · FAIL/);
+  for (const s of statuses) expect(out).toContain(s.links!.temporalUi);
+  expect(out).not.toMatch(/\[worker\] \S+ \[INFO\]/); // the worker's INFO logs are filtered out
+
+  proc.kill('SIGINT');
+  expect(await exit).toEqual({ code: 0, signal: null });
+  expect([...pids.keys()].sort()).toEqual(['api', 'gateway', 'temporal', 'worker']);
+  const all = [...pids.values()];
+  await eventually(async () => (all.every((p) => !alive(p)) ? true : undefined), 5_000, `children ${all.join(', ')} to exit`);
+  console.log(`npm start: both demo rollouts ended ${(showMs / 1000).toFixed(1)} s after launch (DEMO_SCALE=0.3)`);
+}, 200_000);
