@@ -221,8 +221,9 @@ interface Seen {
   seenDecisions: number;
 }
 
+/** A step line is printed when the weights change (the step index moves just before them). */
 function stepKeyOf(s: RolloutStatus): string {
-  return `${s.step.index}|${s.weights.baseline}|${s.weights.candidate}`;
+  return `${s.weights.baseline}|${s.weights.candidate}`;
 }
 
 /** The lines a new status adds to what was seen: new checks, then step/weights, then phase. */
