@@ -34,8 +34,6 @@ export interface StackOptions {
   name?: string;
   /** The environment read for settings and passed to the children (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Decides which output lines of a child are shown; made once per child and stream (default: all). */
-  outputFilter?: (child: string) => (line: string) => boolean;
 }
 
 export interface Stack {
@@ -110,10 +108,7 @@ export function startStack(options: StackOptions = {}): Stack {
     for (const stream of [child.stdout, child.stderr]) {
       if (!stream) continue;
       const out = stream === child.stderr ? process.stderr : process.stdout;
-      const show = options.outputFilter?.(name) ?? (() => true);
-      createInterface({ input: stream }).on('line', (line) => {
-        if (show(line)) out.write(`[${name}] ${line}\n`);
-      });
+      createInterface({ input: stream }).on('line', (line) => out.write(`[${name}] ${line}\n`));
     }
     children.push(entry);
     log(`started ${name} (pid ${child.pid})`);

@@ -30,29 +30,13 @@ function modelPorts(): [number, number, number] {
   return ports as [number, number, number];
 }
 
-/**
- * The worker logs through Temporal's default logger (INFO and up, to stderr): an entry is a
- * `<time> [LEVEL] message` line and whatever lines follow it (metadata, webpack's report). Keep
- * WARN and ERROR entries, the worker's own "polling" line and anything that looks like a crash.
- */
-function workerWarnings(child: string): (line: string) => boolean {
-  if (child !== 'worker') return () => true;
-  let keep = true;
-  return (line) => {
-    const entry = /^\S+ \[(TRACE|DEBUG|INFO|WARN|ERROR)\] /.exec(line);
-    if (entry) keep = entry[1] === 'WARN' || entry[1] === 'ERROR';
-    else if (/^(worker polling|\w*Error\b|Uncaught|node:)/.test(line)) keep = true;
-    return keep;
-  };
-}
-
 function main(): void {
   const rate = numberFrom('DEMO_RATE', 30);
   const scale = numberFrom('DEMO_SCALE', 1);
   const ports = modelPorts();
   // The show's lines are the point: children say only what goes wrong (LOG_LEVEL=info to see all).
   const env = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL || 'warn' };
-  const stack = startStack({ name: 'start', env, outputFilter: env.LOG_LEVEL === 'warn' ? workerWarnings : undefined });
+  const stack = startStack({ name: 'start', env });
   let show: Show | undefined;
   let quitting = false;
   const stopAll = async (reason: string, code: number) => {

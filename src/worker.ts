@@ -2,7 +2,7 @@
  * The worker: runs rollout workflows and their activities. It chooses the adapter
  * implementations (the embedded gateway by default) and wires them into the activities.
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { gatewayMetricSource } from './activities/gateway-metrics';
 import { gatewayTrafficRouter } from './activities/gateway-router';
@@ -36,7 +36,12 @@ export async function createWorker(
   });
 }
 
+const LOG_LEVELS: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+
 async function main(): Promise<void> {
+  const level = (process.env.LOG_LEVEL || 'info').toUpperCase();
+  if (!LOG_LEVELS.includes(level as LogLevel)) throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (any case), got "${process.env.LOG_LEVEL}"`);
+  Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
   const config = loadConfig();
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   try {
