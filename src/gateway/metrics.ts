@@ -3,7 +3,7 @@
  * (`GET /admin/metrics/:target`, shaped as `VersionMetrics`) and a prom-client registry of the
  * gateway's own for `GET /metrics`. Labels are target, version and code class, never user keys.
  */
-import { Counter, Gauge, Histogram as PromHistogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { LATENCY_BUCKETS_MS, emptyHistogram, type Histogram, type VersionMetrics } from '../analysis/metrics';
 
 export type CodeClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
@@ -16,15 +16,14 @@ export function codeClass(status: number): CodeClass {
   return '1xx';
 }
 
-/** How a proxied request ended, from the gateway's side. */
-export interface Outcome {
-  /** The status the client got (or, if the response was cut short, the one it had started). */
-  status: number;
-  /** 5xx from the upstream, a connection error, a timeout, or a stream broken by the upstream. */
-  error: boolean;
-  latencyMs: number;
-  /** Time to the first response body byte, when one arrived. */
-  timeToFirstByteMs?: number;
+const CODE_CLASSES: readonly CodeClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+function codeClassIndex(status: number): number {
+  if (status >= 500) return 4;
+  if (status >= 400) return 3;
+  if (status >= 300) return 2;
+  if (status >= 200) return 1;
+  return 0;
 }
 
 const LATENCY_BUCKETS_S = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
@@ -41,57 +40,58 @@ function bucketIndex(bounds: readonly number[], valueMs: number): number {
   return lo;
 }
 
-function record(histogram: Histogram, valueMs: number): void {
-  const i = bucketIndex(histogram.boundsMs, valueMs);
-  histogram.counts[i] = (histogram.counts[i] ?? 0) + 1;
-}
-
-/** One target × version: its JSON counters and its prom-client children, resolved once. */
+/**
+ * One target × version. The hot path only bumps plain numbers here; the Prometheus series are
+ * derived from them when /metrics is scraped (prom-client's own `observe`/`inc` hash the label
+ * set on every call, which cost more than the rest of the bookkeeping together).
+ */
 export class VersionStats {
   requests = 0;
   errors = 0;
   inFlight = 0;
   readonly latency: Histogram = emptyHistogram();
   readonly timeToFirstByte: Histogram = emptyHistogram();
-  private readonly byCode = new Map<CodeClass, Counter.Internal>();
+  latencySumMs = 0;
+  timeToFirstByteSumMs = 0;
+  timeToFirstByteCount = 0;
+  /** Requests by code class, indexed like CODE_CLASSES. */
+  readonly byCode: number[] = [0, 0, 0, 0, 0];
+  /** What the Prometheus counters have been told so far (they are advanced at scrape time). */
+  readonly reportedByCode: number[] = [0, 0, 0, 0, 0];
+  reportedErrors = 0;
 
-  private readonly promLatency: PromHistogram.Internal<'target' | 'version'>;
-  private readonly promTtfb: PromHistogram.Internal<'target' | 'version'>;
-  private readonly promErrors: Counter.Internal;
-  private readonly promRequests: Counter<'target' | 'version' | 'code'>;
-
-  constructor(metrics: GatewayMetrics, readonly target: string, readonly version: string) {
-    const labels = { target, version };
-    this.promLatency = metrics.promLatency.labels(labels);
-    this.promTtfb = metrics.promTtfb.labels(labels);
-    this.promErrors = metrics.promErrors.labels(labels);
-    this.promRequests = metrics.promRequests;
-  }
+  constructor(
+    readonly target: string,
+    readonly version: string,
+  ) {}
 
   start(): void {
     this.inFlight++;
   }
 
-  finish(outcome: Outcome): void {
+  /**
+   * How a proxied request ended. `status` is the status the client got (or, if the response was
+   * cut short, the one it had started); `error` is a 5xx from the upstream, a connection error, a
+   * timeout or a stream broken by the upstream; `timeToFirstByteMs` is negative when no body byte
+   * arrived.
+   */
+  finish(status: number, error: boolean, latencyMs: number, timeToFirstByteMs: number): void {
     this.inFlight--;
     this.requests++;
-    record(this.latency, outcome.latencyMs);
-    this.promLatency.observe(outcome.latencyMs / 1000);
-    if (outcome.timeToFirstByteMs !== undefined) {
-      record(this.timeToFirstByte, outcome.timeToFirstByteMs);
-      this.promTtfb.observe(outcome.timeToFirstByteMs / 1000);
+    const counts = this.latency.counts;
+    const i = bucketIndex(LATENCY_BUCKETS_MS, latencyMs);
+    counts[i] = counts[i]! + 1;
+    this.latencySumMs += latencyMs;
+    if (timeToFirstByteMs >= 0) {
+      const ttfb = this.timeToFirstByte.counts;
+      const j = bucketIndex(LATENCY_BUCKETS_MS, timeToFirstByteMs);
+      ttfb[j] = ttfb[j]! + 1;
+      this.timeToFirstByteSumMs += timeToFirstByteMs;
+      this.timeToFirstByteCount++;
     }
-    if (outcome.error) {
-      this.errors++;
-      this.promErrors.inc();
-    }
-    const code = codeClass(outcome.status);
-    let counter = this.byCode.get(code);
-    if (!counter) {
-      counter = this.promRequests.labels({ target: this.target, version: this.version, code });
-      this.byCode.set(code, counter);
-    }
-    counter.inc();
+    if (error) this.errors++;
+    const c = codeClassIndex(status);
+    this.byCode[c] = this.byCode[c]! + 1;
   }
 
   snapshot(): VersionMetrics {
@@ -104,36 +104,126 @@ export class VersionStats {
   }
 }
 
+interface MetricValue {
+  labels: Record<string, string | number>;
+  sharedLabels?: Record<string, string>;
+  value: number;
+  metricName: string;
+}
+
+/**
+ * A Prometheus histogram (target, version) whose buckets are read, at scrape time, from the
+ * per-bucket counts the VersionStats keep anyway — the same shape and text as a prom-client
+ * Histogram, without a per-request `observe`.
+ */
+export class DerivedHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames = ['target', 'version'];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly series: () => Iterable<{ target: string; version: string; counts: readonly number[]; sumMs: number; count: number }>,
+  ) {}
+
+  private values(splay: boolean): MetricValue[] {
+    const values: MetricValue[] = [];
+    const bucketName = `${this.name}_bucket`;
+    for (const s of this.series()) {
+      if (s.count === 0) continue;
+      const shared = { target: s.target, version: s.version };
+      const labelled = (labels: Record<string, string | number>, value: number, metricName: string): MetricValue =>
+        splay ? { labels: { ...labels, ...shared }, value, metricName } : { labels, sharedLabels: shared, value, metricName };
+      let cumulative = 0;
+      for (let i = 0; i < LATENCY_BUCKETS_S.length; i++) {
+        cumulative += s.counts[i]!;
+        values.push(labelled({ le: LATENCY_BUCKETS_S[i]! }, cumulative, bucketName));
+      }
+      values.push(labelled({ le: '+Inf' }, s.count, bucketName));
+      values.push(labelled({}, s.sumMs / 1000, `${this.name}_sum`));
+      values.push(labelled({}, s.count, `${this.name}_count`));
+    }
+    return values;
+  }
+
+  async get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: string }> {
+    return { name: this.name, help: this.help, type: this.type, values: this.values(true), aggregator: this.aggregator };
+  }
+
+  async getForPromString(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: string }> {
+    return { name: this.name, help: this.help, type: this.type, values: this.values(false), aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    // derived from the VersionStats; nothing of its own to reset
+  }
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly promRequests = new Counter({
-    name: 'gateway_requests_total',
-    help: 'Proxied requests, by target, version and status code class',
-    labelNames: ['target', 'version', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly promErrors = new Counter({
-    name: 'gateway_request_errors_total',
-    help: 'Failed proxied requests (upstream 5xx, connection errors, timeouts), by target and version',
-    labelNames: ['target', 'version'] as const,
-    registers: [this.registry],
-  });
-  readonly promLatency = new PromHistogram({
-    name: 'gateway_request_duration_seconds',
-    help: 'Time from request received to response complete, by target and version',
-    labelNames: ['target', 'version'] as const,
-    buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
-  });
-  readonly promTtfb = new PromHistogram({
-    name: 'gateway_time_to_first_byte_seconds',
-    help: 'Time from request received to the first response body byte from the upstream, by target and version',
-    labelNames: ['target', 'version'] as const,
-    buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
-  });
   private readonly targets = new Map<string, Map<string, VersionStats>>();
-  /** Read from the plain counters at scrape time, so the hot path does not touch prom-client twice more. */
+
+  private *allStats(): Generator<VersionStats> {
+    for (const versions of this.targets.values()) yield* versions.values();
+  }
+
+  readonly promRequests: Counter<'target' | 'version' | 'code'> = (() => {
+    const all = () => this.allStats();
+    return new Counter({
+      name: 'gateway_requests_total',
+      help: 'Proxied requests, by target, version and status code class',
+      labelNames: ['target', 'version', 'code'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const stats of all()) {
+          for (let i = 0; i < CODE_CLASSES.length; i++) {
+            const delta = stats.byCode[i]! - stats.reportedByCode[i]!;
+            if (delta > 0) {
+              this.inc({ target: stats.target, version: stats.version, code: CODE_CLASSES[i]! }, delta);
+              stats.reportedByCode[i] = stats.byCode[i]!;
+            }
+          }
+        }
+      },
+    });
+  })();
+  readonly promErrors: Counter<'target' | 'version'> = (() => {
+    const all = () => this.allStats();
+    return new Counter({
+      name: 'gateway_request_errors_total',
+      help: 'Failed proxied requests (upstream 5xx, connection errors, timeouts), by target and version',
+      labelNames: ['target', 'version'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const stats of all()) {
+          const delta = stats.errors - stats.reportedErrors;
+          if (delta > 0) {
+            this.inc({ target: stats.target, version: stats.version }, delta);
+            stats.reportedErrors = stats.errors;
+          }
+        }
+      },
+    });
+  })();
+  readonly promLatency = new DerivedHistogram(
+    'gateway_request_duration_seconds',
+    'Time from request received to response complete, by target and version',
+    () => [...this.allStats()].map((s) => ({ target: s.target, version: s.version, counts: s.latency.counts, sumMs: s.latencySumMs, count: s.requests })),
+  );
+  readonly promTtfb = new DerivedHistogram(
+    'gateway_time_to_first_byte_seconds',
+    'Time from request received to the first response body byte from the upstream, by target and version',
+    () =>
+      [...this.allStats()].map((s) => ({
+        target: s.target,
+        version: s.version,
+        counts: s.timeToFirstByte.counts,
+        sumMs: s.timeToFirstByteSumMs,
+        count: s.timeToFirstByteCount,
+      })),
+  );
+  /** Read from the plain counters at scrape time. */
   readonly promInFlight: Gauge<'target' | 'version'> = (() => {
     const targets = this.targets;
     return new Gauge({
@@ -147,6 +237,15 @@ export class GatewayMetrics {
     });
   })();
 
+  constructor() {
+    // Same registration order (and so the same /metrics text order) as before: the histograms after the counters.
+    const inFlight = this.promInFlight;
+    this.registry.removeSingleMetric('gateway_in_flight_requests');
+    this.registry.registerMetric(this.promLatency as unknown as Metric);
+    this.registry.registerMetric(this.promTtfb as unknown as Metric);
+    this.registry.registerMetric(inFlight);
+  }
+
   /** The stats of a target × version, created (with zeros) on first use. */
   stats(target: string, version: string): VersionStats {
     let versions = this.targets.get(target);
@@ -156,7 +255,7 @@ export class GatewayMetrics {
     }
     let stats = versions.get(version);
     if (!stats) {
-      stats = new VersionStats(this, target, version);
+      stats = new VersionStats(target, version);
       versions.set(version, stats);
       // Make the series visible at zero before the first request.
       this.promRequests.labels({ target, version, code: '2xx' }).inc(0);

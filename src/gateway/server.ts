@@ -48,7 +48,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onUpstreamError: (target, version, err) => logger.debug({ target, version, err: err.message }, 'upstream error'),
   };
 
-  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, noDelay: true }, (req, res) => {
     const url = req.url ?? '/';
     // The first path segment names a target, or one of the gateway's own resources.
     let end = 1;
