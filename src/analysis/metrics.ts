@@ -15,6 +15,12 @@ export interface Histogram {
 
 /** What one model version served, cumulative since some start or over one interval. */
 export interface VersionMetrics {
+  /**
+   * For cumulative readings, when counting started (the source's start): a different value in
+   * a later reading means the counters were reset, even if they have since climbed past the
+   * earlier reading.
+   */
+  countingSince?: string;
   requests: number;
   /** Failed requests: 5xx from the model, connection errors, timeouts. */
   errors: number;
@@ -109,6 +115,7 @@ export function sampleBetween(previous: MetricsSample | undefined, current: Metr
 }
 
 function wasReset(previous: VersionMetrics, current: VersionMetrics): boolean {
+  if (previous.countingSince !== undefined && current.countingSince !== undefined && previous.countingSince !== current.countingSince) return true;
   if (current.requests < previous.requests || current.errors < previous.errors) return true;
   if (!sameBounds(previous.latency, current.latency)) return true;
   return current.latency.counts.some((n, i) => n < (previous.latency.counts[i] ?? 0));

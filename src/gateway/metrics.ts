@@ -58,6 +58,8 @@ export class VersionStats {
   readonly byCode: number[] = [0, 0, 0, 0, 0];
   /** What the Prometheus counters have been told so far (they are advanced at scrape time). */
   readonly reportedByCode: number[] = [0, 0, 0, 0, 0];
+  /** When these counters started from zero: a reader seeing it change knows they were reset. */
+  readonly countingSince = new Date().toISOString();
   reportedErrors = 0;
 
   constructor(
@@ -96,6 +98,7 @@ export class VersionStats {
 
   snapshot(): VersionMetrics {
     return {
+      countingSince: this.countingSince,
       requests: this.requests,
       errors: this.errors,
       latency: { boundsMs: [...this.latency.boundsMs], counts: [...this.latency.counts] },

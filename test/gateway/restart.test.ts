@@ -79,8 +79,10 @@ it('keeps its routes across a SIGKILL and restart', async () => {
     ],
     salt: 'rollout-1',
   };
-  const put = await adminClient(first.url, TOKEN).put('chat', route);
+  const firstAdmin = adminClient(first.url, TOKEN);
+  const put = await firstAdmin.put('chat', route);
   expect(put.status).toBe(200);
+  const countingSinceBefore = (await firstAdmin.get('/admin/metrics/chat')).body.versions.v1.countingSince;
 
   first.child.kill('SIGKILL');
   expect((await first.exited).signal).toBe('SIGKILL');
@@ -95,6 +97,8 @@ it('keeps its routes across a SIGKILL and restart', async () => {
   const metrics = (await admin.get('/admin/metrics/chat')).body;
   expect(Object.keys(metrics.versions).sort()).toEqual(['v1', 'v2']);
   expect(metrics.versions.v1.requests + metrics.versions.v2.requests).toBe(1);
+  // ...and says so, so a reader can tell a reset from counters that climbed back up.
+  expect(metrics.versions.v1.countingSince).not.toEqual(countingSinceBefore);
   expect((await readdir(dataDir)).filter((f) => f.includes('.tmp'))).toEqual([]);
 
   second.child.kill('SIGTERM');

@@ -66,6 +66,14 @@ describe('interval between two cumulative readings', () => {
     expect(intervalBetween(before, after)).toEqual(after);
   });
 
+  test('a new counting start is a restart even when the counters climbed past the old reading', () => {
+    const before = { ...metricsWith(10, 0, [50]), countingSince: '2026-11-30T01:00:00.000Z' };
+    const after = { ...metricsWith(500, 3, [50, 50, 80]), countingSince: '2026-11-30T01:05:00.000Z' };
+    expect(intervalBetween(before, after)).toEqual(after);
+    const same = { ...after, countingSince: before.countingSince };
+    expect(intervalBetween(before, same).requests).toBe(490);
+  });
+
   test('without an earlier reading the reading is the interval', () => {
     const only = metricsWith(5, 0, [10]);
     expect(intervalBetween(undefined, only)).toEqual(only);
