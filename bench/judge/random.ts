@@ -5,24 +5,15 @@
  * multinomial distributions.
  */
 
+import { fmix, mixBlock } from '../../src/gateway/bucketing';
+
 export type Random = () => number;
 
-/** 32-bit mix of a list of integers (murmur3 finalizer chained). */
+/** 32-bit mix of a list of integers (murmur3 blocks and finalizer). */
 export function hashSeed(...parts: number[]): number {
   let h = 0x9e3779b9;
-  for (const p of parts) {
-    let k = Math.imul((p | 0) ^ Math.floor(p / 4294967296), 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    h ^= Math.imul(k, 0x1b873593);
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  for (const p of parts) h = mixBlock(h, (p | 0) ^ Math.floor(p / 4294967296));
+  return fmix(h, 0);
 }
 
 /** mulberry32: fast, 2^32 period, fine for simulation streams of modest length. */

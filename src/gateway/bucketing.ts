@@ -27,13 +27,7 @@ export function murmur3_32(text: string, seed = 0): number {
     const c = text.charCodeAt(i + 2);
     const d = text.charCodeAt(i + 3);
     if ((a | b | c | d) > 0x7f) return murmur3_32Bytes(Buffer.from(text, 'utf8'), seed);
-    let k = a | (b << 8) | (c << 16) | (d << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    h = mixBlock(h, a | (b << 8) | (c << 16) | (d << 24));
   }
   const tail = length & 3;
   if (tail > 0) {
@@ -43,15 +37,26 @@ export function murmur3_32(text: string, seed = 0): number {
       if (code > 0x7f) return murmur3_32Bytes(Buffer.from(text, 'utf8'), seed);
       k = (k << 8) | code;
     }
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
+    h ^= scramble(k);
   }
   return fmix(h, length);
 }
 
-function fmix(hash: number, length: number): number {
+/** One 4-byte block folded into the running hash. */
+export function mixBlock(h: number, k: number): number {
+  h ^= scramble(k);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function scramble(k: number): number {
+  k = Math.imul(k, C1);
+  k = (k << 15) | (k >>> 17);
+  return Math.imul(k, C2);
+}
+
+/** murmur3's finalizer: avalanches the last bits; exported for other 32-bit mixing needs. */
+export function fmix(hash: number, length: number): number {
   let h = hash ^ length;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -66,13 +71,7 @@ export function murmur3_32Bytes(bytes: Uint8Array, seed = 0): number {
   const blocks = length & ~3;
   let h = seed >>> 0;
   for (let i = 0; i < blocks; i += 4) {
-    let k = bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    h = mixBlock(h, bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24));
   }
   const tail = length & 3;
   if (tail > 0) {
@@ -80,10 +79,7 @@ export function murmur3_32Bytes(bytes: Uint8Array, seed = 0): number {
     if (tail === 3) k ^= bytes[blocks + 2]! << 16;
     if (tail >= 2) k ^= bytes[blocks + 1]! << 8;
     k ^= bytes[blocks]!;
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
+    h ^= scramble(k);
   }
   return fmix(h, length);
 }

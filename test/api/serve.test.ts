@@ -5,11 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/temporal-bin';
-import { eventually, request } from '../helpers/http';
+import { alive, eventually, freePorts, request } from '../helpers/http';
 
 interface Serve {
   process: ChildProcess;
@@ -21,18 +20,6 @@ interface Serve {
 const allPids = new Set<number>();
 const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-serve-'));
 let ports: { temporal: number; ui: number; api: number; gateway: number };
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const found = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return found;
-}
 
 function startServe(): Serve {
   const env: NodeJS.ProcessEnv = {
@@ -78,15 +65,6 @@ async function waitUntilReady(serve: Serve): Promise<void> {
     90_000,
     'serve to be ready',
   );
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function expectAllGone(serve: Serve): Promise<void> {

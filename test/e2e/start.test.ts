@@ -6,37 +6,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/temporal-bin';
 import type { RolloutStatus, RolloutSummary } from '../../src/workflows/status';
-import { eventually, request } from '../helpers/http';
+import { alive, eventually, freePorts, request } from '../helpers/http';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-start-'));
 const pids = new Map<string, number>();
 let child: ChildProcess | undefined;
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const found = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 afterAll(() => {
   for (const pid of [child?.pid, ...pids.values()]) {

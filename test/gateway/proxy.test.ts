@@ -268,7 +268,7 @@ describe('admin API', () => {
     let total = 0;
     for (const m of Object.values(metrics.versions)) {
       expect(Object.keys(m).sort()).toEqual(['countingSince', 'errors', 'latency', 'requests', 'timeToFirstByte']);
-      expect(Number.isNaN(Date.parse(m.countingSince))).toBe(false);
+      expect(Number.isNaN(Date.parse(m.countingSince!))).toBe(false);
       expect(m.latency.boundsMs).toEqual(LATENCY_BUCKETS_MS);
       expect(m.latency.counts).toHaveLength(LATENCY_BUCKETS_MS.length + 1);
       expect(histogramTotal(m.latency)).toBe(m.requests);

@@ -1,6 +1,6 @@
 /** Real HTTP for API tests: an Express app on 127.0.0.1:0, fetch, and polling. */
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import type { Application } from 'express';
 
 export interface Listening {
@@ -70,5 +70,28 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** `n` distinct free ports on 127.0.0.1 (for processes that need fixed ports up front). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const found = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return found;
+}
+
+/** Whether a process with this pid still exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
