@@ -193,7 +193,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
         if (baked) return baked;
         state.stage = 'gate';
       }
-      if (step.gate === 'manual' && state.stepIndex < spec.steps.length - 1) {
+      if (step.gate === 'manual') {
         await awaitApproval();
         if (state.requested.promote) return { kind: 'promote' };
       }

@@ -181,6 +181,19 @@ describe('rollout workflow', () => {
     });
   });
 
+  test('a manual gate on the last step holds 100% until approved, then promotes', async () => {
+    const spec = makeSpec({ steps: [{ weight: 10, bake: '1h' }, { weight: 100, bake: '1h', gate: 'manual' }] });
+    await withRollout(spec, async (h) => {
+      const waiting = await waitFor(h, (s) => s.phase === 'awaiting_approval', '10m');
+      expect(waiting.weights).toEqual({ baseline: 0, candidate: 100 });
+      expect(waiting.outcome).toBeUndefined();
+      await h.handle.executeUpdate(approveUpdate);
+      const result = await h.handle.result();
+      expect(result.outcome).toMatchObject({ result: 'promoted', reason: 'every step passed' });
+      expect(h.router.splits()).toEqual(['100/0', '90/10', '0/100']);
+    });
+  });
+
   test('promote skips the remaining steps', async () => {
     const spec = makeSpec();
     await withRollout(spec, async (h) => {
