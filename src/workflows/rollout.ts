@@ -17,6 +17,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -437,8 +438,20 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     return info.continueAsNewSuggested || info.historyLength >= (input.historyLimit ?? DEFAULT_HISTORY_LIMIT);
   }
 
+  /** Marks the state changed, and refreshes the "current details" the Temporal UI shows. */
   function touch(): void {
     state.updatedAt = nowIso();
+    const last = state.decisions[state.decisions.length - 1];
+    const step = Math.min(state.stepIndex + 1, spec.steps.length);
+    setCurrentDetails(
+      [
+        `**${state.phase}** — step ${step}/${spec.steps.length}, ${spec.candidate.version} at ${state.weights.candidate}% (${spec.baseline.version} ${state.weights.baseline}%)`,
+        last ? `last check: **${last.verdict}** at ${last.weight}% — ${last.reasons.join('; ')}` : 'no check yet',
+        state.outcome ? `outcome: **${state.outcome.result}** — ${state.outcome.reason}` : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
+    );
   }
 }
 

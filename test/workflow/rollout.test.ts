@@ -101,6 +101,10 @@ describe('rollout workflow', () => {
         // undos newest first: weights back to 100% baseline, then the candidate detached
         expect(h.router.splits()).toEqual(['100/0', '90/10', '100/0', '100']);
         expect(result.weights).toEqual({ baseline: 100, candidate: 0 });
+        // the Temporal UI's "current details" tell the same story
+        const metadata = await h.handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+        expect(metadata.currentDetails).toMatch(/\*\*rolled_back\*\*/);
+        expect(metadata.currentDetails).toMatch(/last check: \*\*fail\*\* at 10%/);
       },
       { metrics },
     );
