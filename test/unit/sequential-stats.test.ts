@@ -7,7 +7,10 @@ import {
   newRatioEvidence,
   ratioGrid,
   regressionLogE,
+  RESTART_SHARE,
+  restartWeight,
   upperConfidenceBound,
+  type RatioEvidence,
 } from '../../src/analysis/sequential/ratio-test';
 import { bernoulliKL, sampleRatioTest } from '../../src/analysis/sequential/srm';
 import { chooseBoundaryIndex, exceedances, scaleToleranceRatio } from '../../src/analysis/sequential/boundary';
@@ -35,11 +38,14 @@ describe('ratio test: closed-form values', () => {
     expect(lr).toBeCloseTo(1.870838, 5);
   });
 
-  it('mixes the alternatives with equal weights', () => {
+  it('mixes the alternatives with equal weights (plus the restarts, which have not seen data yet)', () => {
     const e = addInterval(newRatioEvidence(1.2), counts);
     expect(e.alternatives).toEqual([...DEFAULT_ALTERNATIVES]);
     const lr = (r: number) => Math.exp(intervalLogLik(r, 100, 900, 3, 9) - intervalLogLik(1.2, 100, 900, 3, 9));
-    expect(Math.exp(regressionLogE(e))).toBeCloseTo((lr(1.5) + lr(2) + lr(3) + lr(5)) / 4, 10);
+    // Before any data E = 1; after one interval: the full-history mixture, the process started
+    // after it (still 1) and the starts still to come (1 each) — the latter two weigh RESTART_SHARE.
+    expect(Math.exp(regressionLogE(newRatioEvidence(1.2)))).toBeCloseTo(1, 12);
+    expect(Math.exp(regressionLogE(e))).toBeCloseTo((1 - RESTART_SHARE) * ((lr(1.5) + lr(2) + lr(3) + lr(5)) / 4) + RESTART_SHARE, 10);
     expect(lr(2)).toBeCloseTo(1.870838, 5);
   });
 
@@ -71,6 +77,139 @@ describe('ratio test: closed-form values', () => {
       if (rTrue === 1.2) expect(mean).toBeCloseTo(1, 10);
       else expect(mean).toBeLessThan(1);
     }
+  });
+
+  it('restarts: the recursion equals the explicit mixture over start points, and the weights sum to 1', () => {
+    let total = 1 - RESTART_SHARE;
+    for (let s = 1; s < 1e6; s++) total += restartWeight(s);
+    expect(total).toBeCloseTo(1, 3); // the tail beyond 10^6 is RESTART_SHARE/1000
+    const data = [
+      [100, 900, 3, 9],
+      [120, 880, 0, 7],
+      [90, 910, 6, 8],
+      [0, 1000, 0, 10], // not contributing: no start, no factor
+      [150, 850, 5, 5],
+      [100, 900, 0, 0], // contributing, no events: factor 1
+      [110, 890, 7, 6],
+    ] as const;
+    let e: RatioEvidence = newRatioEvidence(1.2);
+    const used: Array<readonly [number, number, number, number]> = [];
+    for (const [nB, nA, eB, eA] of data) {
+      e = addInterval(e, { candidateTrials: nB, baselineTrials: nA, candidateEvents: eB, baselineEvents: eA });
+      if (nB > 0 && nA > 0) used.push([nB, nA, eB, eA]);
+      const t = used.length;
+      // Σ_j w_j [(1−ρ)·Π_{k≤t} f + Σ_{1≤s≤t} π_s Π_{s<k≤t} f] + ρ·(t+1)^{-1/2}
+      const f = (r: number, k: number) => {
+        const [b, a, xb, xa] = used[k]!;
+        return Math.exp(intervalLogLik(r, b, a, xb, xa) - intervalLogLik(1.2, b, a, xb, xa));
+      };
+      const product = (r: number, from: number) => used.slice(from).reduce((p, _, i) => p * f(r, from + i), 1);
+      let expected = RESTART_SHARE / Math.sqrt(t + 1);
+      for (const r of DEFAULT_ALTERNATIVES) {
+        let component = (1 - RESTART_SHARE) * product(r, 0);
+        for (let s = 1; s <= t; s++) component += restartWeight(s) * product(r, s);
+        expected += component / DEFAULT_ALTERNATIVES.length;
+      }
+      expect(regressionLogE(e)).toBeCloseTo(Math.log(expected), 10);
+    }
+    expect(e.intervals).toBe(used.length);
+  });
+
+  it('restarts keep the expectation exactly 1 at r0 over several intervals (exact enumeration)', () => {
+    // Two intervals, each binomial given its total: E[E_2] = 1 at r0 (a martingale), < 1 below.
+    const shapes = [
+      { nB: 150, nA: 850, m: 12 },
+      { nB: 300, nA: 700, m: 9 },
+    ];
+    for (const rTrue of [1.2, 1]) {
+      const probs = shapes.map(({ nB, nA, m }) => {
+        const t = (rTrue * nB) / (rTrue * nB + nA);
+        return Array.from({ length: m + 1 }, (_, x) => Math.exp(logChoose(m, x) + x * Math.log(t) + (m - x) * Math.log(1 - t)));
+      });
+      let mean = 0;
+      for (let x1 = 0; x1 <= shapes[0]!.m; x1++) {
+        const e1 = addInterval(newRatioEvidence(1.2), { candidateTrials: shapes[0]!.nB, baselineTrials: shapes[0]!.nA, candidateEvents: x1, baselineEvents: shapes[0]!.m - x1 });
+        for (let x2 = 0; x2 <= shapes[1]!.m; x2++) {
+          const e2 = addInterval(e1, { candidateTrials: shapes[1]!.nB, baselineTrials: shapes[1]!.nA, candidateEvents: x2, baselineEvents: shapes[1]!.m - x2 });
+          mean += probs[0]![x1]! * probs[1]![x2]! * Math.exp(regressionLogE(e2));
+        }
+      }
+      if (rTrue === 1.2) expect(mean).toBeCloseTo(1, 10);
+      else expect(mean).toBeLessThan(1);
+    }
+  });
+
+  it('restarts: at the least-favourable null r = r0, sup_t E_t ≥ 1/α in at most ~α of runs (Monte Carlo)', () => {
+    // The boundary of the null (a martingale, not the downward drift of r < r0): 1,500 runs of 60
+    // intervals, Poisson-by-inversion counts conditioned into a binomial split, α = 0.1.
+    let seed = 99;
+    const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) + 0.5) / 2147483648;
+    const binomial = (m: number, p: number) => {
+      let x = 0;
+      for (let i = 0; i < m; i++) if (uniform() < p) x++;
+      return x;
+    };
+    const poisson = (mean: number) => {
+      let k = 0;
+      let p = Math.exp(-mean);
+      let c = p;
+      const u = uniform();
+      while (u > c && k < 1000) p *= mean / ++k, (c += p);
+      return k;
+    };
+    const alpha = 0.1;
+    const runs = 1500;
+    let rejections = 0;
+    for (let run = 0; run < runs; run++) {
+      let e = newRatioEvidence(1.2);
+      for (let k = 0; k < 60; k++) {
+        const nB = k < 20 ? 50 : 250;
+        const nA = 1000 - nB;
+        const m = poisson(0.02 * (1.2 * nB + nA));
+        const x = binomial(m, (1.2 * nB) / (1.2 * nB + nA));
+        e = addInterval(e, { candidateTrials: nB, baselineTrials: nA, candidateEvents: x, baselineEvents: m - x });
+        if (regressionLogE(e) >= Math.log(1 / alpha)) {
+          rejections++;
+          break;
+        }
+      }
+    }
+    // Ville: P(reject) ≤ α = 0.1; P(Binomial(1500, 0.1) ≥ 190) ≈ 0.001.
+    expect(rejections).toBeLessThan(190);
+  }, 20_000);
+
+  it('restarts make a late regression detectable sooner than the full-history process alone', () => {
+    // 5% weight, 1% errors: exactly the baseline's rate (r = 1), then twice it from interval 41.
+    const step = (e: RatioEvidence, r: number) => addInterval(e, { candidateTrials: 200, baselineTrials: 2800, candidateEvents: 2 * r, baselineEvents: 28 });
+    let e = newRatioEvidence(1.2);
+    for (let k = 0; k < 40; k++) e = step(e, 1); // healthy: evidence for the null piles up
+    let withRestarts = -1;
+    let without = -1;
+    for (let k = 1; k <= 60; k++) {
+      e = step(e, 2);
+      const full = e.logLik; // the full-history mixture alone, at full weight (no restarts)
+      const base = full[-GRID_LOW]!;
+      const alone = Math.log(DEFAULT_ALTERNATIVES.reduce((s, _, j) => s + Math.exp(full[full.length - DEFAULT_ALTERNATIVES.length + j]! - base), 0) / DEFAULT_ALTERNATIVES.length);
+      if (withRestarts < 0 && regressionLogE(e) >= Math.log(1 / 0.006)) withRestarts = k;
+      if (without < 0 && alone >= Math.log(1 / 0.006)) without = k;
+    }
+    expect(withRestarts).toBeGreaterThan(0);
+    // Deterministic counts: 34 intervals after the onset with restarts, 46 without.
+    expect(without).toBeGreaterThan(0);
+    expect(withRestarts).toBeLessThan(without - 10);
+  });
+
+  it('a state from before restarts (no `restarts`) keeps working and starts restarting', () => {
+    const legacy = addInterval(newRatioEvidence(1.2), counts);
+    delete legacy.restarts;
+    const old = JSON.parse(JSON.stringify(legacy)) as RatioEvidence;
+    const base = old.logLik[-GRID_LOW]!;
+    const J = old.alternatives.length;
+    const mix = old.alternatives.reduce((s, _, j) => s + Math.exp(old.logLik[old.logLik.length - J + j]! - base), 0) / J;
+    expect(Math.exp(regressionLogE(old))).toBeCloseTo((1 - RESTART_SHARE) * mix + RESTART_SHARE, 10);
+    const next = addInterval(old, counts);
+    expect(next.restarts).toHaveLength(J);
+    expect(next.restarts!.every(Number.isFinite)).toBe(true);
   });
 
   it('readiness e-process has expectation ≤ 1 when the ratio is at or above r0', () => {

@@ -1,8 +1,10 @@
 /**
  * The sequential judge: compares the candidate with the concurrent baseline interval by
  * interval, with one anytime-valid e-process per metric kept for the whole rollout (never reset
- * between checks or steps), so the false-rollback probability of the whole rollout is at most
- * `alpha` however many checks are made and however the steps are timed.
+ * between checks or steps; it mixes in copies of itself started after each interval, with fixed
+ * weights summing to 1, so a late regression is not held back by the healthy intervals before
+ * it: ratio-test.ts, RESTART_SHARE), so the false-rollback probability of the whole rollout is
+ * at most `alpha` however many checks are made and however the steps are timed.
  *
  *  - errors: rate ratio candidate/baseline, H0 ratio ≤ r₀ (ratio-test.ts);
  *  - latency and time-to-first-byte: the same test on the counts of requests slower than a
@@ -438,7 +440,7 @@ function resourceCheck(options: SequentialJudgeOptions, A: VersionMetrics | unde
 
 /** A deep copy (the caller's state is never modified); cheaper than a JSON round trip. */
 function cloneState(s: SequentialState): SequentialState {
-  const ratio = (e: RatioEvidence): RatioEvidence => ({ ...e, alternatives: [...e.alternatives], logLik: [...e.logLik] });
+  const ratio = (e: RatioEvidence): RatioEvidence => ({ ...e, alternatives: [...e.alternatives], logLik: [...e.logLik], ...(e.restarts ? { restarts: [...e.restarts] } : {}) });
   const exceedance = (x: ExceedanceState): ExceedanceState => ({
     boundaryMs: x.boundaryMs,
     calibration: x.calibration ? { boundsMs: [...x.calibration.boundsMs], counts: [...x.calibration.counts] } : null,

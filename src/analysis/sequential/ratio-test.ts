@@ -21,7 +21,9 @@
  *
  * Regression e-process (roll back). H0: r ≤ r₀ (candidate rate at most r₀ × baseline's).
  *
- *     E_t = Σ_j w_j · exp(ℓ(r_j) − ℓ(r₀)),   alternatives r_j > r₀, w_j = 1/J.
+ *     E_t = Σ_j w_j · exp(ℓ(r_j) − ℓ(r₀)),   alternatives r_j > r₀, w_j = 1/J
+ *
+ * (the full-history part; the judge's e-value mixes it with restarted copies: RESTART_SHARE).
  *
  * Why it is a supermartingale under the whole composite null, not just at r = r₀: for one
  * interval and one alternative write a = θ(r_j)/θ(r₀) > 1 and b = (1 − θ(r_j))/(1 − θ(r₀)) < 1;
@@ -72,6 +74,40 @@ export const LOWER_STEPS: readonly number[] = [1, 2, 3, 4, 5];
 export const DEFAULT_ALTERNATIVES: readonly number[] = [1.5, 2, 3, 5];
 export const MIN_SEPARATION = 1.1;
 
+/**
+ * Restarts (a change-point e-detector with a per-rollout guarantee). The e-process above
+ * multiplies every interval since the rollout started, so a regression that begins late must
+ * first climb out of the evidence *for* the null that the healthy intervals piled up (with a
+ * true ratio of 1 against a tolerance of 1.2, ln E drifts down by ~0.4 nats per interval at a
+ * 5% weight and 1% errors for the alternative 2, by several nats for 5). So E_t mixes, besides
+ * the full-history process (weight 1 − RESTART_SHARE), the same process started afresh after
+ * every contributing interval s = 1, 2, … with the weights
+ *
+ *     π_s = RESTART_SHARE · (s^{-1/2} − (s+1)^{-1/2})        (Σ_{s≥1} π_s = RESTART_SHARE),
+ *
+ *     E_t = Σ_j w_j [ (1 − ρ)·Π_{k≤t} f_jk + Σ_{1≤s≤t} π_s·Π_{s<k≤t} f_jk ] + RESTART_SHARE·(t+1)^{-1/2},
+ *
+ * where f_jk is interval k's likelihood-ratio factor for alternative j and the last term is the
+ * mass of the starts still to come (each such component is 1 until it starts). Every component
+ * is a nonnegative supermartingale under H0 that starts at 1 (a component that has not started
+ * is the constant 1), and the weights are fixed in advance and sum to 1, so E_t is a
+ * supermartingale with E_0 = 1 and Ville's inequality gives the same per-rollout guarantee
+ * P(sup_t E_t ≥ 1/α) ≤ α as before: this is a weighted (Bonferroni-like) split of α over the
+ * start points, not the Shiryaev–Roberts sum, whose guarantee would only be on the average run
+ * length. The price: the from-the-start process needs (1 − ρ)^{-1}× more evidence (ln 1.11 ≈ 0.1
+ * nats at ρ = 0.1), a start after interval s needs ≈ 2 s^{3/2}/ρ×. The start index counts
+ * contributing intervals (both versions served requests), which depends on traffic only.
+ * The state keeps ln of the bracket's second sum per alternative (`restarts`, empty before the
+ * first interval): one number per alternative, updated as restarts_j ← restarts_j + ln f_jt,
+ * then ⊕ ln π_t.
+ */
+export const RESTART_SHARE = 0.1;
+
+/** Weight π_s of the start after contributing interval s ≥ 1 (see RESTART_SHARE). */
+export function restartWeight(s: number): number {
+  return RESTART_SHARE * (1 / Math.sqrt(s) - 1 / Math.sqrt(s + 1));
+}
+
 /** The evidence of one metric: plain JSON, carried across the whole rollout. */
 export interface RatioEvidence {
   /** Tolerance: H0 is "candidate rate ≤ r0 × baseline rate". */
@@ -80,6 +116,12 @@ export interface RatioEvidence {
   alternatives: number[];
   /** ℓ(r) at each point of `ratioGrid(r0, alternatives)`. */
   logLik: number[];
+  /**
+   * Per alternative, ln Σ_{1≤s≤t} π_s·Π_{s<k≤t} f_jk: the restarted processes (RESTART_SHARE).
+   * Empty before the first contributing interval (and in states from before restarts existed,
+   * which then start restarting at their next interval: unused start weight only lowers E).
+   */
+  restarts?: number[];
   /** Intervals that contributed (both versions served requests). */
   intervals: number;
   candidateEvents: number;
@@ -120,6 +162,7 @@ export function newRatioEvidence(r0: number, alternatives: readonly number[] = D
     r0,
     alternatives: alts,
     logLik: new Array(GEOMETRIC_POINTS + alts.length).fill(0),
+    restarts: [],
     intervals: 0,
     candidateEvents: 0,
     baselineEvents: 0,
@@ -149,11 +192,22 @@ export function addInterval(
   if (!(nA > 0) || !(nB > 0)) return evidence;
   const grid = ratioGrid(evidence.r0, evidence.alternatives); // shared, read only
   const logLik = eA + eB > 0 ? evidence.logLik.map((ll, i) => ll + intervalLogLik(grid[i]!, nB, nA, eB, eA)) : [...evidence.logLik];
+  const t = evidence.intervals + 1;
+  const logStart = Math.log(restartWeight(t));
+  const previous = evidence.restarts ?? [];
+  const restarts = evidence.alternatives.map((_, j) => {
+    const before = previous[j];
+    if (typeof before !== 'number' || !Number.isFinite(before)) return logStart;
+    const i = GEOMETRIC_POINTS + j;
+    const factor = logLik[i]! - evidence.logLik[i]! - (logLik[R0_INDEX]! - evidence.logLik[R0_INDEX]!);
+    return logAddExp(before + factor, logStart);
+  });
   return {
     ...evidence,
     alternatives: [...evidence.alternatives],
     logLik,
-    intervals: evidence.intervals + 1,
+    restarts,
+    intervals: t,
     candidateEvents: evidence.candidateEvents + eB,
     baselineEvents: evidence.baselineEvents + eA,
     candidateTrials: evidence.candidateTrials + nB,
@@ -170,11 +224,30 @@ export function logSumExp(values: readonly number[]): number {
   return max + Math.log(sum);
 }
 
-/** ln E_t: the regression e-process against H0 r ≤ r0. */
+function logAddExp(a: number, b: number): number {
+  const max = Math.max(a, b);
+  if (max === -Infinity) return -Infinity;
+  return max + Math.log(Math.exp(a - max) + Math.exp(b - max));
+}
+
+/**
+ * ln E_t: the regression e-process against H0 r ≤ r0, with restarts (RESTART_SHARE): the
+ * full-history mixture, the restarted ones, and the weight of the starts still to come.
+ */
 export function regressionLogE(evidence: RatioEvidence): number {
   const base = evidence.logLik[R0_INDEX]!;
   const J = evidence.alternatives.length;
-  const terms = evidence.alternatives.map((_, j) => evidence.logLik[GEOMETRIC_POINTS + j]! - base - Math.log(J));
+  const restarts = evidence.restarts ?? [];
+  const terms: number[] = [];
+  evidence.alternatives.forEach((_, j) => {
+    terms.push(evidence.logLik[GEOMETRIC_POINTS + j]! - base + Math.log((1 - RESTART_SHARE) / J));
+    const r = restarts[j];
+    if (typeof r === 'number' && Number.isFinite(r)) terms.push(r - Math.log(J));
+  });
+  // Starts still to come; for a state from before restarts, count the ones it skipped too
+  // (their components sit at 1 as well: never started is the same as started and idle).
+  const started = restarts.length > 0 ? evidence.intervals : 0;
+  terms.push(Math.log(RESTART_SHARE / Math.sqrt(started + 1)));
   return logSumExp(terms);
 }
 
