@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -14,6 +14,7 @@ import type { RolloutEvent } from '../../src/activities/types';
 import { webhookNotifier } from '../../src/activities/webhook-notifier';
 import { startGateway, type Gateway } from '../../src/gateway/server';
 import { startModelServer } from '../../src/demo/model-server';
+import { listen, type Listening } from '../helpers/http';
 
 const TOKEN = 'admin-secret';
 let gateway: Gateway;
@@ -102,12 +103,11 @@ describe('gateway metric source', () => {
 });
 
 describe('webhook notifier', () => {
-  let receiver: Server;
-  let url: string;
+  let receiver: Listening;
   const received: Array<{ headers: IncomingMessage['headers']; body: RolloutEvent }> = [];
 
   beforeAll(async () => {
-    receiver = createServer((req, res) => {
+    receiver = await listen((req, res) => {
       let text = '';
       req.on('data', (chunk: Buffer) => (text += chunk.toString()));
       req.on('end', () => {
@@ -121,23 +121,21 @@ describe('webhook notifier', () => {
         res.end();
       });
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
   });
 
-  afterAll(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+  afterAll(() => receiver.close());
 
   const event: RolloutEvent = { kind: 'phase', rolloutId: 'rollout-chat', target: 'chat', phase: 'rolled_back', at: '2026-11-30T00:00:00.000Z', message: 'rolled back' };
 
   test('POSTs the event as JSON', async () => {
-    await webhookNotifier().notify(`${url}/hook`, event);
+    await webhookNotifier().notify(`${receiver.url}/hook`, event);
     expect(received).toHaveLength(1);
     expect(received[0]!.headers['content-type']).toBe('application/json');
     expect(received[0]!.body).toEqual(event);
   });
 
   test('a receiver that is down is a retryable failure', async () => {
-    const err = await webhookNotifier().notify(`${url}/down`, event).catch((e: unknown) => e);
+    const err = await webhookNotifier().notify(`${receiver.url}/down`, event).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).nonRetryable).toBe(false);
   });

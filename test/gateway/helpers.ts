@@ -1,34 +1,8 @@
 /** Test helpers for the gateway suites: small upstream servers on ephemeral ports. */
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { Pool } from 'undici';
+import { listen, type Listening as TestServer } from '../helpers/http';
 
-export interface TestServer {
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
-
-/** An HTTP server on 127.0.0.1:0 whose close() also drops open (keep-alive or hanging) connections. */
-export async function listen(handler: http.RequestListener): Promise<TestServer> {
-  const server = http.createServer(handler);
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
-}
+export { listen, type TestServer };
 
 /** An upstream that answers with what it received, as JSON, tagged with its version. */
 export function echoServer(version: string): Promise<TestServer> {

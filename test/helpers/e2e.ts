@@ -4,17 +4,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { PROJECT_ROOT } from '../../src/temporal-bin';
 import type { RolloutSpecInput } from '../../src/spec';
-import { eventually } from './http';
+import { eventually, freePorts, listen } from './http';
 
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return (await freePorts(1))[0]!;
 }
 
 export interface Proc {
@@ -107,8 +102,7 @@ export interface RecordingProxy {
 export async function recordingProxy(upstream: string): Promise<RecordingProxy> {
   const requests: RecordedRequest[] = [];
   const target = new URL(upstream);
-  const sockets = new Set<Socket>();
-  const server = http.createServer((req, res) => {
+  const server = await listen((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -129,21 +123,7 @@ export async function recordingProxy(upstream: string): Promise<RecordingProxy> 
       forward.end(body);
     });
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
+  return { url: server.url, requests, close: server.close };
 }
 
 /** The weight split a PUT /admin/routes body asks for, e.g. `v1=75 v2=25`. */

@@ -1,22 +1,27 @@
-/** Real HTTP for API tests: an Express app on 127.0.0.1:0, fetch, and polling. */
-import type { Server } from 'node:http';
+/** Real HTTP for tests: servers on 127.0.0.1:0, fetch, polling, free ports. */
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
-import type { Application } from 'express';
 
 export interface Listening {
   url: string;
+  port: number;
   close(): Promise<void>;
 }
 
-export async function listen(app: Application): Promise<Listening> {
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(0, '127.0.0.1');
-    s.once('listening', () => resolve(s));
-    s.once('error', reject);
+/**
+ * Serves `handler` (an Express app or any request listener) on 127.0.0.1:0; close() also drops
+ * open keep-alive or hanging connections, so tests never wait on them.
+ */
+export async function listen(handler: RequestListener): Promise<Listening> {
+  const server = createHttpServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
