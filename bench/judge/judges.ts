@@ -161,21 +161,7 @@ function kayentaZ(sample: MetricsSample, analysis: AnalysisSpec): number {
   return Math.max(-Infinity, ...zs.map((z) => z ?? -Infinity));
 }
 
-const kayenta: Calibratable = {
-  name: 'kayenta',
-  knob: 'critical z',
-  stock: Z98,
-  make(zCritical, name = 'kayenta') {
-    return {
-      name,
-      adaptive: false,
-      start(analysis) {
-        return { check: (sample) => ({ rollback: kayentaZ(sample, analysis) > zCritical }) };
-      },
-    };
-  },
-  critical: (checks, analysis) => Math.max(-Infinity, ...checks.map(({ sample }) => kayentaZ(sample, analysis))),
-};
+const kayenta = criticalZJudge('kayenta', (analysis) => (sample) => kayentaZ(sample, analysis));
 
 function twoProportionZ(x1: number, n1: number, x0: number, n0: number): number | undefined {
   if (n1 === 0 || n0 === 0) return undefined;
@@ -213,25 +199,33 @@ function naiveZRunner(analysis: AnalysisSpec): (sample: MetricsSample) => number
   };
 }
 
-const naiveZ: Calibratable = {
-  name: 'naive-z',
-  knob: 'critical z',
-  stock: Z98,
-  make(zCritical, name = 'naive-z') {
-    return {
-      name,
-      adaptive: false,
-      start(analysis) {
-        const z = naiveZRunner(analysis);
-        return { check: (sample) => ({ rollback: z(sample) > zCritical }) };
-      },
-    };
-  },
-  critical(checks, analysis) {
-    const z = naiveZRunner(analysis);
-    return Math.max(-Infinity, ...checks.map(({ sample }) => z(sample)));
-  },
-};
+const naiveZ = criticalZJudge('naive-z', naiveZRunner);
+
+/**
+ * A judge that rolls back when a z statistic of the checks so far exceeds a critical value
+ * (98% one-sided when stock). `statistic` is made once per rollout and may keep running sums.
+ */
+function criticalZJudge(family: string, statistic: (analysis: AnalysisSpec) => (sample: MetricsSample) => number): Calibratable {
+  return {
+    name: family,
+    knob: 'critical z',
+    stock: Z98,
+    make(zCritical, name = family) {
+      return {
+        name,
+        adaptive: false,
+        start(analysis) {
+          const z = statistic(analysis);
+          return { check: (sample) => ({ rollback: z(sample) > zCritical }) };
+        },
+      };
+    },
+    critical(checks, analysis) {
+      const z = statistic(analysis);
+      return Math.max(-Infinity, ...checks.map(({ sample }) => z(sample)));
+    },
+  };
+}
 
 /** The baseline families, stock-configured in JUDGES and calibrated by run.ts. */
 export const BASELINES: Calibratable[] = [
