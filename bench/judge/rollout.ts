@@ -4,9 +4,9 @@
  * judge (ours) follows the workflow policy its readyToAdvance is meant for:
  *  - end a step early once ready (after at least MIN_STEP intervals);
  *  - at the end of the bake, extend while marginal (not ready and some e-value ≥ 1), up to
- *    MAX_STEP intervals, then move on;
+ *    `maxExtensionChecks` more intervals (MAX_STEP in all, as the workflow counts), then move on;
  *  - never go beyond 25% without ready: at the 25% and 50% steps, extend until ready, and after
- *    MAX_STEP intervals stop the rollout as "held" (neither promoted nor rolled back).
+ *    MAX_STEP intervals stop the rollout as "held" (the workflow pauses it for an operator).
  */
 import type { AnalysisSpec } from '../../src/spec/schema';
 import type { MetricsSample } from '../../src/analysis/metrics';
@@ -16,8 +16,6 @@ import { addSamples, emptySample, intervalAt, truthAt, type Rollout } from './si
 export const LADDER = [1, 5, 10, 25, 50];
 export const BAKE = 10;
 export const MIN_STEP = 2;
-export const MAX_STEP = 30;
-export const LADDER_HORIZON = LADDER.length * MAX_STEP + 5;
 
 export type Schedule = { kind: 'fixed'; weight: number } | { kind: 'ladder' };
 
@@ -44,6 +42,10 @@ export const ANALYSIS: AnalysisSpec = {
   inconclusiveLimit: 0,
   thresholds: { maxErrorRate: 0.02, maxLatencyP95Ms: 1000 },
 };
+
+/** The bake, then the workflow's default `maxExtensionChecks`. */
+export const MAX_STEP = BAKE + ANALYSIS.maxExtensionChecks;
+export const LADDER_HORIZON = LADDER.length * MAX_STEP + 5;
 
 export function runRollout(
   judge: BenchJudge,

@@ -179,6 +179,46 @@ describe('sequential judge', () => {
     expect(ev.latency!.boundaryMs).toBeGreaterThan(200);
   });
 
+  it('is ready on error-free traffic through the error-rate bound (no events: no ratio to bound)', () => {
+    const judge = createSequentialJudge();
+    let s = judge.initialState();
+    let readyAt = -1;
+    let last: ReturnType<typeof judge.judge> | undefined;
+    for (let k = 0; k < 30 && readyAt < 0; k++) {
+      last = judge.judge(input(sample(version(500, 0), version(1500, 0)), 25), s);
+      expect(last.verdict).toBe('pass');
+      s = last.state;
+      if (last.readyToAdvance) readyAt = k;
+    }
+    const ev = (last!.evidence ?? {}) as Record<string, { upperBound: number | null; errorRateUpperBound: number; errorRateLimit: number; ready: boolean }>;
+    expect(ev.errors!.upperBound).toBeNull(); // the ratio stays unbounded without errors
+    expect(ev.errors!.ready).toBe(true);
+    expect(ev.errors!.errorRateLimit).toBe(0.002);
+    expect(ev.errors!.errorRateUpperBound).toBeLessThanOrEqual(0.002);
+    // ≈ ln(4/0.1)/0.002 ≈ 1.8k error-free candidate requests (and latency must be ready too).
+    expect(readyAt).toBeGreaterThanOrEqual(3);
+    expect(readyAt).toBeLessThan(12);
+    expect(last!.reasons.join(' ')).toMatch(/error rate ≤ 0\.\d+% with 90% confidence \(ready at ≤ 0\.20%: the baseline.s \+ 0\.20%\)/);
+    // Without the slack, error-free traffic is never ready.
+    const strict = createSequentialJudge({ readyErrorRateSlack: 0 });
+    let t = strict.initialState();
+    for (let k = 0; k < 30; k++) {
+      const j = strict.judge(input(sample(version(500, 0), version(1500, 0)), 25), t);
+      expect(j.readyToAdvance).toBe(false);
+      t = j.state;
+    }
+  });
+
+  it('a candidate with errors where the baseline has none is not ready through the rate bound', () => {
+    const judge = createSequentialJudge();
+    let s = judge.initialState();
+    for (let k = 0; k < 30; k++) {
+      const j = judge.judge(input(sample(version(500, k % 2), version(1500, 0)), 25), s); // 0.1% vs 0%
+      expect(j.readyToAdvance).toBe(false);
+      s = j.state;
+    }
+  });
+
   it('rolls back a regressed candidate and stays failed', () => {
     const judge = createSequentialJudge();
     let s = judge.initialState();

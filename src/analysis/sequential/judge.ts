@@ -30,6 +30,7 @@ import {
   upperConfidenceBound,
   type RatioEvidence,
 } from './ratio-test';
+import { rateUpperBound } from './rate-bound';
 import { sampleRatioTest, type SrmResult } from './srm';
 
 export type LatencyMetric = 'latency' | 'ttfb';
@@ -111,6 +112,9 @@ interface MetricReport {
   baseline: { events: number; requests: number };
   boundaryMs?: number | null;
   calibrationObservations?: number;
+  /** Errors: upper (1 − readyAlpha) bound on the candidate's error rate, and the limit it is held to. */
+  errorRateUpperBound?: number;
+  errorRateLimit?: number;
 }
 
 function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previous: SequentialState): Judgement<SequentialState> {
@@ -297,6 +301,8 @@ interface Digest {
   logE: number;
   readyLogE: number;
   upperBound: number | undefined;
+  /** Errors only: the candidate's error-rate bound, and the rate it must stay under (baseline + slack). */
+  rateBound?: { upperBound: number; limit: number };
   ready: boolean;
 }
 type Digests = Record<MetricName, Digest>;
@@ -308,12 +314,15 @@ function digest(options: SequentialJudgeOptions, state: SequentialState): Digest
     const readyLogE = lowerLogE(evidence);
     const upperBound = upperConfidenceBound(evidence, options.readyAlpha);
     let ready = readyLogE >= Math.log(1 / options.readyAlpha);
-    if (!ready && name === 'errors' && options.readyErrorRateSlack > 0 && evidence.baselineTrials > 0) {
-      const baselineRate = evidence.baselineEvents / evidence.baselineTrials;
-      ready = upperBound !== undefined && (upperBound - 1) * baselineRate <= options.readyErrorRateSlack;
+    let rateBound: Digest['rateBound'];
+    if (name === 'errors' && options.readyErrorRateSlack > 0 && evidence.baselineTrials > 0) {
+      // Absolute side: rare or absent errors cannot bound a ratio, but can bound a rate.
+      const limit = evidence.baselineEvents / evidence.baselineTrials + options.readyErrorRateSlack;
+      rateBound = { upperBound: rateUpperBound(evidence.candidateEvents, evidence.candidateTrials, options.readyAlpha), limit };
+      ready ||= rateBound.upperBound <= limit;
     }
     if (name !== 'errors' && state[name].boundaryMs === null) ready = false;
-    out[name] = { logE: regressionLogE(evidence), readyLogE, upperBound, ready };
+    out[name] = { logE: regressionLogE(evidence), readyLogE, upperBound, ...(rateBound ? { rateBound } : {}), ready };
   }
   return out;
 }
@@ -338,6 +347,7 @@ function metricReport(options: SequentialJudgeOptions, state: SequentialState, n
     ready: alpha > 0 && d.ready,
     r0: evidence.r0,
     upperBound: ucb === undefined ? null : sig(ucb),
+    ...(d.rateBound ? { errorRateUpperBound: sig(d.rateBound.upperBound), errorRateLimit: sig(d.rateBound.limit) } : {}),
     estimate: nullable(maximumLikelihoodRatio(evidence)),
     observedRatio: nullable(observedRatio(evidence)),
     intervals: evidence.intervals,
@@ -375,7 +385,7 @@ function regressionSentence(name: MetricName, state: SequentialState, evidence: 
     name === 'errors'
       ? `errors: candidate ${evidence.candidateEvents}/${evidence.candidateTrials} (${pct(rate(evidence.candidateEvents, evidence.candidateTrials))}) vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials} (${pct(rate(evidence.baselineEvents, evidence.baselineTrials))})`
       : `${LABEL[name]}: requests slower than ${state[name].boundaryMs} ms, candidate ${evidence.candidateEvents}/${evidence.candidateTrials} (${pct(rate(evidence.candidateEvents, evidence.candidateTrials))}) vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials} (${pct(rate(evidence.baselineEvents, evidence.baselineTrials))})`;
-  return `${what}; the e-value ${sig(capExp(logE))} reached ${sig(1 / alpha)} (α = ${sig(alpha)}): the candidate's rate is more than ${evidence.r0}× the baseline's.`;
+  return `${what}; the e-value ${sig(capExp(logE))} reached ${sig(1 / alpha)} (α = ${sig(alpha)}): the candidate's rate is more than ${sig(evidence.r0)}× the baseline's.`;
 }
 
 function passSentences(options: SequentialJudgeOptions, state: SequentialState, digests: Digests): string[] {
@@ -391,8 +401,11 @@ function passSentences(options: SequentialJudgeOptions, state: SequentialState, 
     }
     const ucb = digests[name].upperBound;
     const subject = name === 'errors' ? 'errors' : `requests slower than ${state[name].boundaryMs} ms`;
+    const confidence = `${Math.round((1 - options.readyAlpha) * 100)}% confidence`;
+    const rateBound = digests[name].rateBound;
+    const absolute = rateBound ? `; error rate ≤ ${pct(rateBound.upperBound)} with ${confidence} (ready at ≤ ${pct(rateBound.limit)}: the baseline's + ${pct(options.readyErrorRateSlack)})` : '';
     out.push(
-      `${LABEL[name]}: ${subject} candidate ${evidence.candidateEvents}/${evidence.candidateTrials} vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials}; e-value ${sig(capExp(digests[name].logE))} below ${sig(1 / alpha)} (tolerance ${evidence.r0}×); ratio ≤ ${ucb === undefined ? 'unbounded yet' : sig(ucb)} with ${Math.round((1 - options.readyAlpha) * 100)}% confidence.`,
+      `${LABEL[name]}: ${subject} candidate ${evidence.candidateEvents}/${evidence.candidateTrials} vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials}; e-value ${sig(capExp(digests[name].logE))} below ${sig(1 / alpha)} (tolerance ${sig(evidence.r0)}×); ratio ≤ ${ucb === undefined ? 'unbounded yet' : sig(ucb)} with ${confidence}${absolute}.`,
     );
   }
   return out;

@@ -46,9 +46,12 @@ export interface SequentialJudgeOptions {
   /** readyToAdvance needs at least this many candidate requests in the whole rollout. */
   readyMinRequests: number;
   /**
-   * Errors only: also ready when the bound on the ratio, applied to the baseline's observed error
-   * rate, leaves at most this absolute excess error rate (0.001 = 0.1 percentage point). Rare
-   * errors otherwise need hundreds of thousands of requests to bound a ratio. 0 disables.
+   * Errors only: also ready when the candidate's error rate is bounded (anytime-valid, at
+   * readyAlpha: rate-bound.ts) at or below the baseline's observed rate plus this absolute slack
+   * (0.002 = 0.2 percentage points). Rare or absent errors cannot bound a ratio — a model that
+   * never fails gives the ratio test no events — but they bound a rate. Either criterion makes
+   * errors ready, so a candidate beyond both tolerances passes with probability ≤ 2·readyAlpha.
+   * 0 disables.
    */
   readyErrorRateSlack: number;
   /** Resource use (when both versions report it): candidate/baseline ratios above these breach. */
@@ -77,7 +80,7 @@ export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
   maxConsecutiveInconclusive: 10,
   readyAlpha: 0.1,
   readyMinRequests: 1000,
-  readyErrorRateSlack: 0.001,
+  readyErrorRateSlack: 0.002,
   resource: { maxCpuPerRequestRatio: 1.5, maxMemoryRatio: 1.5, maxMemoryBytes: 0, breachesToFail: 3 },
 };
 
