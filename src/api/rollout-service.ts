@@ -19,6 +19,7 @@ import {
   type TypedSearchAttributes,
 } from '@temporalio/common';
 import type { Config } from '../config';
+import { resolveOptions } from '../analysis/sequential';
 import { formatDuration, type RolloutSpec } from '../spec';
 import {
   NOT_APPLICABLE,
@@ -327,8 +328,17 @@ function detailSpec(spec: RolloutSpec): string {
     '',
     ...steps,
     '',
-    `checks every ${formatDuration(analysis.interval)}, at least ${analysis.minRequests} requests, ` +
-      `${analysis.failureLimit} failed check(s) roll back; error rate ≤ ${analysis.thresholds.maxErrorRate}, ` +
-      `p95 ≤ ${analysis.thresholds.maxLatencyP95Ms} ms`,
+    `checks every ${formatDuration(analysis.interval)}, at least ${analysis.minRequests} requests; ${detailJudge(analysis)}`,
   ].join('\n');
+}
+
+function detailJudge(analysis: RolloutSpec['analysis']): string {
+  if (analysis.judge === 'threshold') {
+    return `threshold judge: ${analysis.failureLimit} failed check(s) roll back; error rate ≤ ${analysis.thresholds.maxErrorRate}, p95 ≤ ${analysis.thresholds.maxLatencyP95Ms} ms`;
+  }
+  const o = resolveOptions(analysis.sequential);
+  return (
+    `sequential judge vs the baseline: α = ${o.alpha} for the whole rollout, tolerances errors ${o.tolerances.errors}×, ` +
+    `latency ${o.tolerances.latency}×; the first failing check rolls back; beyond 25% once every metric is bounded`
+  );
 }

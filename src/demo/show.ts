@@ -61,7 +61,12 @@ export const DEMO_MODELS: Array<Omit<ModelServerOptions, 'port'> & { version: 'v
   { version: 'v3', latencyMs: 40, latencySpread: 0.2, errorRate: 0.08, note: '~8% errors' },
 ];
 
-/** The two demo rollouts' specs. Checks need a few requests; minRequests follows the traffic. */
+/**
+ * The two demo rollouts' specs, judged by the default (sequential) judge. Checks need a few
+ * requests (minRequests follows the traffic), and the readiness gate beyond 25% is sized to a
+ * demo's trickle of traffic: looser tolerances to bound (latency 3×, errors within 5 percentage
+ * points) at 80% confidence. The rollback test keeps its defaults (α = 0.01 for the whole rollout).
+ */
 export function demoSpecs(
   target: string,
   urls: Record<'v1' | 'v2' | 'v3', string>,
@@ -70,21 +75,22 @@ export function demoSpecs(
   const ms = (x: number) => formatDuration(Math.max(100, Math.round(x * scale)));
   const intervalMs = 5_000 * scale;
   const minRequests = (firstWeight: number) => Math.max(3, Math.round(rate * (intervalMs / 1000) * (firstWeight / 100) * 0.6));
-  const thresholds = { maxErrorRate: 0.02, maxLatencyP95Ms: 1000 };
+  const sequential = { readyAlpha: 0.2, readyMinRequests: 100, readyErrorRateSlack: 0.05, boundaryMinBaseline: 100, tolerances: { latency: 3, ttfb: 3 } };
+  const analysis = (firstWeight: number) => ({ interval: ms(5_000), minRequests: minRequests(firstWeight), maxExtensionChecks: 60, sequential });
   return [
     {
       target,
       baseline: { version: 'v1', url: urls.v1 },
       candidate: { version: 'v2', url: urls.v2 },
       steps: [{ weight: 10, bake: ms(20_000) }, { weight: 25, bake: ms(20_000) }, { weight: 50, bake: ms(20_000) }, { weight: 100 }],
-      analysis: { interval: ms(5_000), minRequests: minRequests(10), failureLimit: 2, thresholds },
+      analysis: analysis(10),
     },
     {
       target,
       baseline: { version: 'v2', url: urls.v2 },
       candidate: { version: 'v3', url: urls.v3 },
       steps: [{ weight: 20, bake: ms(20_000) }, { weight: 50, bake: ms(20_000) }, { weight: 100 }],
-      analysis: { interval: ms(5_000), minRequests: minRequests(20), failureLimit: 2, thresholds },
+      analysis: analysis(20),
     },
   ];
 }
@@ -243,17 +249,22 @@ export function describeChanges(s: RolloutStatus, seen: Seen, paint: Painter = p
 function describeDecision(s: RolloutStatus, d: Decision, n: number, paint: Painter): string {
   const figures = (name: string, v: VersionSummary) =>
     `${name} ${v.requests} req, ${(v.errorRate * 100).toFixed(1)}% err, p95 ${v.latencyP95Ms ?? '–'} ms`;
+  const tally = s.spec.analysis.judge === 'threshold' ? ` · failed ${d.failedChecks}/${s.spec.analysis.failureLimit}` : '';
   return (
     `check ${n} · step ${d.step + 1} @${d.weight}% · ${paint.verdict(d.verdict)} · ` +
     `${figures(s.candidate.version, d.metrics.candidate)} | ${figures(s.baseline.version, d.metrics.baseline)}` +
-    ` · failed ${d.failedChecks}/${s.spec.analysis.failureLimit} — ${d.reasons.join('; ')}`
+    `${tally} — ${d.reasons.join('; ')}`
   );
 }
 
 function describeSpec(spec: RolloutSpecInput): string {
   const steps = spec.steps.map((s) => `${s.weight}%${s.bake ? ` (${s.bake})` : ''}`).join(' → ');
   const a = spec.analysis ?? {};
-  return `${steps}; a check every ${a.interval}, ≥${a.minRequests} requests, error rate ≤ ${(a.thresholds?.maxErrorRate ?? 0.05) * 100}%, p95 ≤ ${a.thresholds?.maxLatencyP95Ms ?? 800} ms, ${a.failureLimit} failed checks roll back`;
+  const every = `a check every ${a.interval}, ≥${a.minRequests} requests`;
+  if (a.judge === 'threshold') {
+    return `${steps}; ${every}, error rate ≤ ${(a.thresholds?.maxErrorRate ?? 0.05) * 100}%, p95 ≤ ${a.thresholds?.maxLatencyP95Ms ?? 800} ms, ${a.failureLimit ?? 2} failed checks roll back`;
+  }
+  return `${steps}; ${every}, sequential judge: candidate vs baseline, any check whose evidence reaches 1/α rolls back (α = ${a.sequential?.alpha ?? 0.01} for the whole rollout); beyond 25% once every metric is bounded`;
 }
 
 // ---- helpers ----

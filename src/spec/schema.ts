@@ -60,10 +60,11 @@ export const stepSchema = z.strictObject({
 
 export const analysisSchema = z.strictObject({
   /**
-   * `threshold`: fixed limits on the candidate per check (judge v0). `sequential`: anytime-valid
-   * comparison with the concurrent baseline, with adaptive steps (src/analysis/sequential).
+   * `sequential` (default): anytime-valid comparison with the concurrent baseline, with adaptive
+   * steps (src/analysis/sequential). `threshold`: fixed limits on the candidate per check, failed
+   * checks counted up to `failureLimit` (judge v0, Argo/Flagger-style).
    */
-  judge: z.enum(['threshold', 'sequential'], { error: 'judge must be "threshold" or "sequential"' }).default('threshold'),
+  judge: z.enum(['threshold', 'sequential'], { error: 'judge must be "threshold" or "sequential"' }).default('sequential'),
   /** Options of the sequential judge (alpha, tolerances...); defaults when omitted. */
   sequential: sequentialOptionsSchema.optional(),
   /** Sequential judge: extra checks a step may take while the evidence is marginal. */

@@ -31,7 +31,7 @@ function spec(target: string, overrides: Partial<RolloutSpecInput> = {}): Rollou
     baseline: { version: 'v1', url: 'http://127.0.0.1:9001' },
     candidate: { version: 'v2', url: 'http://127.0.0.1:9002' },
     steps: [{ weight: 10, bake: '2s' }, { weight: 50, bake: '2s' }, { weight: 100 }],
-    analysis: { interval: '1s', minRequests: 50, failureLimit: 2 },
+    analysis: { judge: 'threshold', interval: '1s', minRequests: 50, failureLimit: 2 },
     ...overrides,
   };
 }
@@ -114,6 +114,7 @@ describe('POST /v1/rollouts', () => {
     expect(description.taskQueue).toBe(worker.taskQueue);
     expect(status.links?.temporalUi).toContain(description.runId);
     expect(await description.staticSummary()).toBe(`${target}: v1 → v2 in 3 steps (10%, 50%, 100%)`);
+    expect(await description.staticDetails()).toMatch(/checks every 1s, at least 50 requests; threshold judge: 2 failed check\(s\) roll back/);
     expect(description.typedSearchAttributes.get(RolloutTarget)).toBe(target);
     expect(description.typedSearchAttributes.get(RolloutPhase)).toBeDefined();
     expect(description.typedSearchAttributes.get(CanaryWeight)).toBeDefined();

@@ -166,7 +166,7 @@ it('rolls back a candidate with 10% errors, citing the error rate; the gateway i
 it('rolls back a candidate with 3x the latency (threshold between the two)', async () => {
   const { target, run } = await prepareTarget(gateway.url);
   const spec = e2eSpec(target, models.v1.url, models.slow.url, {
-    analysis: { interval: '1s', minRequests: 8, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 100 } },
+    analysis: { judge: 'threshold', interval: '1s', minRequests: 8, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 100 } },
   });
   const started = await startRollout(control.api, spec);
   const final = await ended(control.api, started.id);
@@ -183,6 +183,58 @@ it('rolls back a candidate with 3x the latency (threshold between the two)', asy
     expect(d.metrics.candidate.latencyP50Ms!).toBeGreaterThan(2 * d.metrics.baseline.latencyP50Ms!);
   }
   expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 100 });
+});
+
+describe('the default (sequential) judge', () => {
+  /**
+   * No `judge` in the spec. The readiness settings are scaled to a test's traffic (100 req/s for
+   * half a minute instead of hours): a looser gate than the defaults, never a looser rollback test.
+   */
+  const sequentialSpec = (target: string, candidateUrl: string): RolloutSpecInput =>
+    e2eSpec(target, models.v1.url, candidateUrl, {
+      steps: [{ weight: 25, bake: '3s' }, { weight: 60, bake: '2s' }, { weight: 100 }],
+      analysis: {
+        interval: '1s',
+        minRequests: 8,
+        maxExtensionChecks: 90,
+        sequential: { readyAlpha: 0.2, readyMinRequests: 100, readyErrorRateSlack: 0.05, boundaryMinBaseline: 100, tolerances: { latency: 3, ttfb: 3 } },
+      },
+    });
+
+  it('promotes a healthy candidate once every metric is bounded below its tolerance at 25%', async () => {
+    const { target, run } = await prepareTarget(gateway.url, 100);
+    const started = await startRollout(control.api, sequentialSpec(target, models.v2.url));
+    expect(started.spec.analysis.judge).toBe('sequential');
+    const details = await (await env.client.workflow.getHandle(started.id).describe()).staticDetails();
+    expect(details).toMatch(/sequential judge vs the baseline: α = 0\.01 for the whole rollout, tolerances errors 1\.2×, latency 3×/);
+    const final = await ended(control.api, started.id, 90_000);
+    await stopTraffic(run);
+
+    expectEnded(final, 'promoted');
+    expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 0, v2: 100 });
+    // The 25% step ended on a check whose evidence bounded every metric (the gate beyond 25%).
+    const last25 = final.decisions.filter((d) => d.weight === 25).at(-1)!;
+    expect(last25.verdict).toBe('pass');
+    const evidence = last25.evidence as Record<string, { ready: boolean; tested: boolean; errorRateUpperBound?: number }>;
+    expect(evidence.errors!.ready).toBe(true);
+    expect(evidence.errors!.errorRateUpperBound).toBeLessThanOrEqual(0.05);
+    expect(evidence.latency!.ready).toBe(true);
+    expect(last25.reasons.join(' ')).toMatch(/ready to advance/);
+    expect(final.decisions.some((d) => d.verdict === 'fail')).toBe(false);
+  });
+
+  it('rolls back a candidate with 10% errors (baseline 0%) on the error e-value', async () => {
+    const { target, run } = await prepareTarget(gateway.url, 100);
+    const started = await startRollout(control.api, sequentialSpec(target, models.faulty.url));
+    const final = await ended(control.api, started.id);
+    await stopTraffic(run);
+
+    expectEnded(final, 'rolled_back');
+    expect(final.outcome!.reason).toMatch(/the sequential judge failed the candidate: errors: candidate \d+\/\d+ \([\d.]+%\) vs baseline 0\/\d+ \(0\.00%\); the e-value [\d.e+]+ reached [\d.]+/);
+    // Sequential: the first failing check rolls back (no failureLimit counting).
+    expect(final.decisions.filter((d) => d.verdict === 'fail')).toHaveLength(1);
+    expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 100 });
+  });
 });
 
 it('aborts mid-bake: 100% baseline at the gateway within 1 s of the API call', async () => {

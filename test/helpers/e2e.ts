@@ -170,7 +170,7 @@ export function e2eSpec(
     baseline: { version: 'v1', url: baselineUrl },
     candidate: { version: 'v2', url: candidateUrl },
     steps: [{ weight: 25, bake: '4s' }, { weight: 60, bake: '3s' }, { weight: 100 }],
-    analysis: { interval: '1s', minRequests: 8, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 2000 } },
+    analysis: { judge: 'threshold', interval: '1s', minRequests: 8, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 2000 } },
     ...overrides,
   };
 }

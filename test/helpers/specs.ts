@@ -18,7 +18,8 @@ export function specInput(overrides: Partial<RolloutSpecInput> = {}): RolloutSpe
       { weight: 50, bake: '1h' },
       { weight: 100 },
     ],
-    analysis: { interval: '10m', minRequests: 50, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+    // The threshold judge: these specs test the control plane's mechanics with scripted metrics.
+    analysis: { judge: 'threshold', interval: '10m', minRequests: 50, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
     ...overrides,
   };
 }

@@ -41,7 +41,7 @@ it('prints the phase and weights once, then only what changed', () => {
       step: 1,
       weight: 25,
       verdict: 'fail',
-      reasons: ['candidate error rate 10.00% (3/30) is above maxErrorRate 2.00%'],
+      reasons: ['errors: candidate 3/30 (10.00%) vs baseline 0/90 (0.00%); the e-value 210 reached 166.7 (α = 0.006)'],
       metrics: {
         baseline: { requests: 90, errors: 0, errorRate: 0, latencyP95Ms: 70 },
         candidate: { requests: 30, errors: 3, errorRate: 0.1, latencyP95Ms: 72.5 },
@@ -50,7 +50,10 @@ it('prints the phase and weights once, then only what changed', () => {
     });
   });
   expect(describeChanges(checked, seen)).toEqual([
-    'check 1 · step 2 @25% · FAIL · v2 30 req, 10.0% err, p95 72.5 ms | v1 90 req, 0.0% err, p95 70 ms · failed 1/2 — candidate error rate 10.00% (3/30) is above maxErrorRate 2.00%',
+    'check 1 · step 2 @25% · FAIL · v2 30 req, 10.0% err, p95 72.5 ms | v1 90 req, 0.0% err, p95 70 ms — errors: candidate 3/30 (10.00%) vs baseline 0/90 (0.00%); the e-value 210 reached 166.7 (α = 0.006)',
     'step 2/4 · weights v1 75% / v2 25%',
   ]);
+  // The threshold judge counts failed checks up to failureLimit: the line shows the tally.
+  checked.spec.analysis.judge = 'threshold';
+  expect(describeChanges(checked, seen)[0]).toMatch(/ · failed 1\/2 — errors: /);
 });

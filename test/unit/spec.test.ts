@@ -33,17 +33,17 @@ describe('rollout spec', () => {
           { weight: 50, bake: 30_000, gate: 'auto' },
           { weight: 100, gate: 'auto' },
         ],
-        analysis: { judge: 'threshold', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+        analysis: { judge: 'sequential', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
       },
     });
   });
 
-  test('analysis and thresholds have defaults', () => {
+  test('analysis and thresholds have defaults; the sequential judge is the default one', () => {
     const spec = valid() as Record<string, unknown>;
     delete spec.analysis;
     const result = parseRolloutSpec(spec);
     expect(result.ok && result.spec.analysis).toEqual({
-      judge: 'threshold',
+      judge: 'sequential',
       maxExtensionChecks: 30,
       interval: 30_000,
       minRequests: 50,

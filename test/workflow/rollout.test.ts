@@ -246,7 +246,7 @@ describe('rollout workflow', () => {
   });
 
   test('too many inconclusive checks in a row roll back when a limit is set', async () => {
-    const spec = makeSpec({ analysis: { interval: '10m', minRequests: 50, inconclusiveLimit: 3 } });
+    const spec = makeSpec({ analysis: { judge: 'threshold', interval: '10m', minRequests: 50, inconclusiveLimit: 3 } });
     const metrics = new ScriptedMetrics({ ...healthy, requests: 0 });
     await withRollout(
       spec,
