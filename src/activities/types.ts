@@ -36,9 +36,9 @@ export interface MetricSource {
   read(query: MetricQuery): Promise<MetricsSample>;
 }
 
-/** A phase change or a decision, as sent to notifiers. */
+/** A phase change, a decision, or a hold at a step (waiting for evidence), as sent to notifiers. */
 export interface RolloutEvent {
-  kind: 'phase' | 'decision';
+  kind: 'phase' | 'decision' | 'hold';
   rolloutId: string;
   target: string;
   phase: string;

@@ -40,7 +40,7 @@ import {
 import { CanaryWeight, RolloutPhase, RolloutTarget } from './search-attributes';
 import { baselineOnlyRoute, newRolloutState, routeAt, statusOf, weightsOf, type RolloutState } from './state';
 import type { FinalPhase, Phase, RolloutStatus } from './status';
-import type { TrafficRoute } from '../activities/types';
+import type { RolloutEvent, TrafficRoute } from '../activities/types';
 
 export interface RolloutInput {
   spec: RolloutSpec;
@@ -188,6 +188,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
         state.stepReady = false;
         state.stepChecks = 0;
         state.stepExtensions = 0;
+        delete state.holding;
       }
       if (state.stage === 'bake') {
         const baked = await bake(step);
@@ -227,7 +228,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     const { interval } = spec.analysis;
     for (;;) {
       if (stepMayEnd(step)) return undefined;
-      holdForReadinessIfExhausted(step);
+      noteHoldAtReadinessGate(step);
       const baked = state.bakedMs >= bakeMs;
       const slice = baked ? interval - state.sinceCheckMs : Math.min(interval - state.sinceCheckMs, bakeMs - state.bakedMs);
       const started = workflowClockMs();
@@ -266,15 +267,21 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     return extended && !readinessRequiredAfter(state.stepIndex);
   }
 
-  /** After every extension, unready evidence before a step beyond 25% pauses for an operator. */
-  function holdForReadinessIfExhausted(step: RolloutStep): void {
+  /**
+   * After every extension, unready evidence before a step beyond 25% holds the step: the checks
+   * (and so the rollback test) go on, and the step ends by itself once the evidence is there.
+   * Holding is said once — in the status, the UI's details and a notification — for an operator
+   * who may rather promote or abort. (Not a pause: a paused rollout runs no checks, and the
+   * candidate would keep its share of traffic unwatched.)
+   */
+  function noteHoldAtReadinessGate(step: RolloutStep): void {
     const exhausted = state.bakedMs >= (step.bake ?? 0) && state.stepExtensions >= spec.analysis.maxExtensionChecks;
-    if (!judge.adaptive || !exhausted || state.stepReady || !readinessRequiredAfter(state.stepIndex)) return;
-    state.stepExtensions = 0; // a resume grants another round of extensions
-    enterPhase(
-      'paused',
-      `evidence after ${state.stepChecks} checks at ${step.weight}% does not yet bound every metric below its tolerance, which going beyond ${READINESS_REQUIRED_ABOVE}% requires; resume to keep checking, promote or abort`,
-    );
+    if (!judge.adaptive || !exhausted || state.stepReady || state.holding || !readinessRequiredAfter(state.stepIndex)) return;
+    state.holding =
+      `holding at ${step.weight}%: after ${state.stepChecks} checks the evidence does not yet bound every metric below its tolerance, ` +
+      `which going beyond ${READINESS_REQUIRED_ABOVE}% requires; checks go on and the rollout moves on once it does (promote or abort to decide now)`;
+    touch();
+    announce('hold', state.holding);
   }
 
   function readinessRequiredAfter(stepIndex: number): boolean {
@@ -421,7 +428,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   }
 
   /** Sends an event to the spec's webhook without waiting for it; failures only log. */
-  function announce(kind: 'phase' | 'decision', message: string, data?: unknown): void {
+  function announce(kind: RolloutEvent['kind'], message: string, data?: unknown): void {
     log.info(message);
     const destination = spec.notify?.webhook;
     if (!destination) return;
@@ -446,6 +453,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     setCurrentDetails(
       [
         `**${state.phase}** — step ${step}/${spec.steps.length}, ${spec.candidate.version} at ${state.weights.candidate}% (${spec.baseline.version} ${state.weights.baseline}%)`,
+        state.holding ?? '',
         last ? `last check: **${last.verdict}** at ${last.weight}% — ${last.reasons.join('; ')}` : 'no check yet',
         state.outcome ? `outcome: **${state.outcome.result}** — ${state.outcome.reason}` : '',
       ]

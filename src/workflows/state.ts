@@ -33,6 +33,8 @@ export interface RolloutState {
   /** Checks run in the current step, and those run after its bake (extensions). */
   stepChecks: number;
   stepExtensions: number;
+  /** Why the rollout holds at the current step while checks go on (the readiness gate); cleared when the step ends. */
+  holding?: string;
   failedChecks: number;
   consecutiveInconclusive: number;
   decisions: Decision[];
@@ -110,6 +112,7 @@ export function statusOf(state: RolloutState): RolloutStatus {
       weight: step?.weight ?? state.weights.candidate,
       bakeMs: step?.bake ?? 0,
       bakedMs: step ? state.bakedMs : 0,
+      ...(state.holding ? { holding: state.holding } : {}),
     },
     failedChecks: state.failedChecks,
     decisions: state.decisions,

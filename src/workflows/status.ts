@@ -53,6 +53,12 @@ export interface RolloutStatus {
     weight: number;
     bakeMs: number;
     bakedMs: number;
+    /**
+     * Set while the rollout holds this step past its bake and extensions because going further
+     * needs evidence it does not have yet (the sequential judge's readiness gate). Checks go on:
+     * it rolls back on a failing one and moves on by itself once the evidence is there.
+     */
+    holding?: string;
   };
   failedChecks: number;
   decisions: Decision[];
