@@ -5,8 +5,10 @@
  *  - end a step early once ready (after at least MIN_STEP intervals);
  *  - at the end of the bake, extend while marginal (not ready and some e-value ≥ 1), up to
  *    `maxExtensionChecks` more intervals (MAX_STEP in all, as the workflow counts), then move on;
- *  - never go beyond 25% without ready: at the 25% and 50% steps, extend until ready, and after
- *    MAX_STEP intervals stop the rollout as "held" (the workflow pauses it for an operator).
+ *  - never go beyond 25% without ready: at the 25% and 50% steps, extend until ready; past
+ *    MAX_STEP intervals the workflow holds the step, still checking (so still rolling back on a
+ *    failing check), and moves on once ready. A rollout still holding when the horizon ends
+ *    counts as "held" (an operator would have had to decide).
  */
 import type { AnalysisSpec } from '../../src/spec/schema';
 import type { MetricsSample } from '../../src/analysis/metrics';
@@ -22,8 +24,9 @@ export type Schedule = { kind: 'fixed'; weight: number } | { kind: 'ladder' };
 export interface Outcome {
   rolledBack: boolean;
   promoted: boolean;
+  /** Ladder, ours: still holding at the readiness gate when the horizon ended. */
   held: boolean;
-  /** Interval index of the decision (rollback, promotion or hold); horizon if none. */
+  /** Interval index of the decision (rollback or promotion); the horizon if none. */
   decidedAt: number;
   weightAtDecision: number;
   /** Candidate requests served since the regression's onset until the rollback. */
@@ -45,7 +48,8 @@ export const ANALYSIS: AnalysisSpec = {
 
 /** The bake, then the workflow's default `maxExtensionChecks`. */
 export const MAX_STEP = BAKE + ANALYSIS.maxExtensionChecks;
-export const LADDER_HORIZON = LADDER.length * MAX_STEP + 5;
+/** Two hours of 30 s checks: room for every step's extensions, and for holds at the gate. */
+export const LADDER_HORIZON = 240;
 
 export function runRollout(
   judge: BenchJudge,
@@ -99,10 +103,7 @@ export function runRollout(
         const gate = weight >= 25; // leaving this step goes beyond 25%
         if (check.ready && inStep >= MIN_STEP) advance = true;
         else if (inStep >= BAKE && !gate && !check.marginal) advance = true;
-        else if (inStep >= MAX_STEP) {
-          if (gate) return done({ held: true });
-          advance = true;
-        }
+        else if (inStep >= MAX_STEP && !gate) advance = true;
       } else if (inStep >= BAKE) {
         advance = true;
       }
@@ -113,10 +114,11 @@ export function runRollout(
       }
     }
   }
+  const holding = schedule.kind === 'ladder' && judge.adaptive && weightAt() >= 25 && inStep >= MAX_STEP;
   return {
     rolledBack: false,
     promoted: false,
-    held: false,
+    held: holding,
     decidedAt: rollout.horizon,
     weightAtDecision: weightAt(),
     candidateRequestsSinceOnset: sinceOnset,

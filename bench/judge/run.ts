@@ -5,11 +5,14 @@
  *
  * Three passes:
  *  1. every scenario through ours and the stock-configured baselines;
- *  2. calibration: the A/A cells (≥ 3 pods, as in the targets) on separate seeds, recorded once
- *     per rollout; each baseline's knob is set so that its pooled A/A false-rollback rate on
- *     those seeds is at most ours from pass 1 (the largest such rate not above it);
- *  3. every scenario through the calibrated baselines (`<name>-cal`), on pass 1's seeds: their
- *     A/A rate there is out of sample, and power is compared at the matched rate.
+ *  2. calibration, per stratum (the base error rate: an operator sets a judge's knobs for their
+ *     service, and a threshold scale that is strict at 1% errors may be loose at 0.1%): the
+ *     stratum's A/A cells (≥ 3 pods, as in the targets) on separate seeds, recorded once per
+ *     rollout; each baseline's knob is set so that its pooled A/A false-rollback rate on those
+ *     seeds is at most ours in that stratum from pass 1 (the largest such rate not above it);
+ *  3. every scenario through the calibrated baselines (`<name>-cal`, with the knob of the
+ *     scenario's stratum), on pass 1's seeds: their A/A rate there is out of sample, and power
+ *     is compared at the matched rate, stratum by stratum.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,9 +22,9 @@ import type { MetricsSample } from '../../src/analysis/metrics';
 import { BASELINES, JUDGES, calibratedJudges, recorder, type BenchJudge, type RecordedCheck } from './judges';
 import { hashSeed } from './random';
 import { INTERVAL_SECONDS, newRollout } from './simulator';
-import { runRollout, type Outcome } from './rollout';
+import { LADDER_HORIZON, runRollout, type Outcome } from './rollout';
 import { scenarios, type Scenario } from './scenarios';
-import { clopperPearson, quantile } from './stats';
+import { clopperPearson, quantile, twoProportionZ } from './stats';
 
 interface Task {
   kind: 'run' | 'calibrate';
@@ -120,11 +123,12 @@ async function main(): Promise<void> {
   const outPath = resolve(outArg >= 0 ? args[outArg + 1]! : 'bench/results/judge.json');
   const all = scenarios(quick);
   const chunk = quick ? 10 : 25;
-  const split = (kind: Task['kind'], which: (s: Scenario) => boolean, reps: (s: Scenario) => number, knobs?: Record<string, number>): Task[] => {
+  const split = (kind: Task['kind'], which: (s: Scenario) => boolean, reps: (s: Scenario) => number, knobsFor?: (s: Scenario) => Record<string, number>): Task[] => {
     const tasks: Task[] = [];
     all.forEach((s, i) => {
       if (!which(s)) return;
-      for (let from = 0; from < reps(s); from += chunk) tasks.push({ kind, scenario: i, from, to: Math.min(reps(s), from + chunk), knobs });
+      const knobs = knobsFor?.(s);
+      for (let from = 0; from < reps(s); from += chunk) tasks.push({ kind, scenario: i, from, to: Math.min(reps(s), from + chunk), ...(knobs ? { knobs } : {}) });
     });
     return tasks;
   };
@@ -135,43 +139,67 @@ async function main(): Promise<void> {
   await runPool(split('run', () => true, (s) => s.reps), workers, quick, (r) => r.outcomes.forEach((o, j) => results[r.task.scenario]![j]!.push(...o)), started);
   const rows = summarize(all, results, JUDGES);
 
-  // Pass 2: calibrate each baseline's knob to our A/A false-rollback rate, on other seeds.
-  const ourAA = aaRate(rows, 'sequential');
-  const criticals: number[][] = BASELINES.map(() => []);
-  await runPool(split('calibrate', (s) => isTargetAA(s), (s) => s.reps), workers, quick, (r) => r.criticals.forEach((c, i) => criticals[i]!.push(...c)), started);
-  const calibration = BASELINES.map((b, i) => {
-    const c = [...criticals[i]!].sort((x, y) => y - x); // descending
-    const allowed = Math.floor(ourAA * c.length + 1e-9); // rollbacks allowed on the calibration seeds
-    // Roll back iff knob < critical: at knob = c[allowed], at most `allowed` rollouts roll back.
-    const knob = c[allowed] ?? 0;
-    const rate = c.filter((x) => x > knob).length / c.length;
-    return { judge: b.name, knob: b.knob, stock: b.stock, calibrated: sig4(knob), calibrationRollouts: c.length, calibrationRate: round4(rate), targetRate: round4(ourAA) };
+  // Pass 2: calibrate each baseline's knob to our A/A false-rollback rate, per stratum, on other seeds.
+  const strata = [...new Set(all.map((s) => s.world.baseErrorRate))];
+  const criticals = new Map(strata.map((base) => [base, BASELINES.map((): number[] => [])]));
+  await runPool(split('calibrate', (s) => isTargetAA(s), (s) => s.reps), workers, quick, (r) => {
+    const byFamily = criticals.get(all[r.task.scenario]!.world.baseErrorRate)!;
+    r.criticals.forEach((c, i) => byFamily[i]!.push(...c));
+  }, started);
+  const calibration: Calibration[] = strata.flatMap((base) => {
+    const ourAA = aaRate(rows.filter((r) => r.baseErrorRate === base), 'sequential');
+    return BASELINES.map((b, i) => {
+      const c = [...criticals.get(base)![i]!].sort((x, y) => y - x); // descending
+      const allowed = Math.floor(ourAA * c.length + 1e-9); // rollbacks allowed on the calibration seeds
+      // Roll back iff knob < critical: at knob = c[allowed], at most `allowed` rollouts roll back.
+      const knob = c[allowed] ?? 0;
+      const rate = c.filter((x) => x > knob).length / Math.max(1, c.length);
+      return { judge: b.name, stratum: base, knob: b.knob, stock: b.stock, calibrated: sig4(knob), calibrationRollouts: c.length, calibrationRate: round4(rate), targetRate: round4(ourAA) };
+    });
   });
-  const knobs = Object.fromEntries(calibration.map((c) => [c.judge, c.calibrated]));
+  const knobsFor = (s: Scenario) =>
+    Object.fromEntries(calibration.filter((c) => c.stratum === s.world.baseErrorRate).map((c) => [c.judge, c.calibrated]));
 
-  // Pass 3: the calibrated baselines on pass 1's seeds.
-  const cal = calibratedJudges(knobs);
+  // Pass 3: the calibrated baselines (the knob of each scenario's stratum) on pass 1's seeds.
+  const cal = calibratedJudges(Object.fromEntries(BASELINES.map((b) => [b.name, b.stock])));
   const calResults: Outcome[][][] = all.map(() => cal.map(() => []));
-  await runPool(split('run', () => true, (s) => s.reps, knobs), workers, quick, (r) => r.outcomes.forEach((o, j) => calResults[r.task.scenario]![j]!.push(...o)), started);
+  await runPool(split('run', () => true, (s) => s.reps, knobsFor), workers, quick, (r) => r.outcomes.forEach((o, j) => calResults[r.task.scenario]![j]!.push(...o)), started);
   const report = [...rows, ...summarize(all, calResults, cal)];
 
   const seconds = (Date.now() - started) / 1000;
   printTable(report);
   const matched = matchedComparison(report, calibration);
   printMatched(matched);
-  const targets = checkTargets(report);
+  const targets = checkTargets(report, matched);
   console.log('\nTargets (our judge):');
   for (const t of targets) console.log(`  [${t.met ? 'met' : 'NOT met'}] ${t.target}: ${t.measured}`);
+  const gate = gateSummary(report);
+  console.log(`\nHealthy (A/A) ladder rollouts, ours (≥ 3 canary pods), within the ${(LADDER_HORIZON * INTERVAL_SECONDS) / 3600} h horizon:`);
+  for (const g of gate) console.log(`  ${g.cells}: promoted ${pct(g.promoted)}, still holding at the 25% readiness gate ${pct(g.held)}, rolled back ${pct(g.rolledBack)}; minutes to promote p50/p90 ${g.promoteMinutesP50}/${g.promoteMinutesP90} (worst cell)`);
   const judges = [...JUDGES, ...cal].map((j) => j.name);
   console.log(`\n${all.reduce((s, x) => s + x.reps, 0)} rollouts × ${judges.length} judges in ${seconds.toFixed(0)} s on ${workers} worker(s)${quick ? ' (--quick)' : ''}.`);
   mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges, calibration, matched, scenarios: report, targets }, null, 2) + '\n');
+  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges, calibration, matched, gate, scenarios: report, targets }, null, 2) + '\n');
   console.log(`wrote ${outPath}`);
+}
+
+interface Calibration {
+  judge: string;
+  /** The stratum: the scenarios' base error rate. */
+  stratum: number;
+  knob: string;
+  stock: number;
+  calibrated: number;
+  calibrationRollouts: number;
+  calibrationRate: number;
+  targetRate: number;
 }
 
 interface Row {
   scenario: string;
   group: Scenario['group'];
+  /** The calibration stratum. */
+  baseErrorRate: number;
   schedule: string;
   judge: string;
   n: number;
@@ -202,6 +230,7 @@ function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]
       rows.push({
         scenario: s.id,
         group: s.group,
+        baseErrorRate: s.world.baseErrorRate,
         schedule: s.schedule.kind === 'fixed' ? `fixed ${s.schedule.weight}%` : 'ladder',
         judge: judge.name,
         n: o.length,
@@ -258,7 +287,7 @@ interface TargetCheck {
   measured: string;
 }
 
-function checkTargets(rows: Row[]): TargetCheck[] {
+function checkTargets(rows: Row[], matched: Matched[]): TargetCheck[] {
   const ours = rows.filter((r) => r.judge === 'sequential');
   const out: TargetCheck[] = [];
   const aa = ours.filter((r) => r.group === 'A/A' && !/pods=1 /.test(r.scenario));
@@ -301,38 +330,94 @@ function checkTargets(rows: Row[]): TargetCheck[] {
       measured: `${lat.rollbackBefore25}/${lat.n} = ${pct(power)} before 25%; ${pct(lat.rollbackRate)} overall`,
     });
   }
-  // Power vs each baseline at an equal or lower false-rollback rate: stock and calibrated.
-  const others = [...new Set(rows.map((r) => r.judge))].filter((n) => n !== 'sequential');
-  for (const other of others) {
-    const m = compare(rows, other);
-    out.push({
-      // Dominance needs both: our A/A rate no higher AND our power higher in every A/B cell.
-      target: `more power than ${other} at an equal or lower false-rollback rate`,
-      met: m.oursAA <= m.theirAA && m.lower === 0 && m.higher > 0,
-      measured: `A/A false rollback ${pct(m.oursAA)} vs ${pct(m.theirAA)}; mean A/B power ${pct(m.oursPower)} vs ${pct(m.theirPower)}; scenarios ours higher/equal/lower: ${m.higher}/${m.equal}/${m.lower}`,
-    });
+  // Power vs each baseline at an equal or lower false-rollback rate, stratum by stratum: stock and calibrated.
+  for (const m of matched) {
+    for (const which of ['stock', 'calibrated'] as const) {
+      const name = which === 'stock' ? m.family : `${m.family}-cal`;
+      out.push({
+        target: `more power than ${name} at an equal or lower false-rollback rate (up to sampling error: z-tests at 1.96)`,
+        met: dominates(m, which),
+        measured: m.strata
+          .map((s) => {
+            const c = s[which];
+            return `base ${pct(s.stratum)}: A/A ${pct(c.oursAA)} vs ${pct(c.theirAA)}, mean power ${pct(c.oursPower)} vs ${pct(c.theirPower)}, cells ours higher/equal/lower ${c.higher}/${c.equal}/${c.lower}, significantly higher/lower ${c.significantlyHigher}/${c.significantlyLower}`;
+          })
+          .join('; '),
+      });
+    }
   }
   return out;
 }
 
+interface GateSummary {
+  cells: string;
+  promoted: number;
+  held: number;
+  rolledBack: number;
+  promoteMinutesP50: number | null;
+  promoteMinutesP90: number | null;
+}
+
+/**
+ * What the readiness gate costs healthy rollouts: pooled over the A/A ladder cells with ≥ 3 canary
+ * pods, per base error rate (held = still holding at 25%, its evidence not yet bounded, when the
+ * horizon ends).
+ */
+function gateSummary(rows: Row[]): GateSummary[] {
+  const ladder = rows.filter((r) => r.judge === 'sequential' && isTargetAA(r) && r.schedule === 'ladder');
+  const groups = [
+    { cells: '1% errors', rows: ladder.filter((r) => r.baseErrorRate === 0.01) },
+    { cells: '0.1% errors', rows: ladder.filter((r) => r.baseErrorRate === 0.001) },
+  ];
+  return groups
+    .filter((g) => g.rows.length > 0)
+    .map((g) => {
+      const n = g.rows.reduce((s, r) => s + r.n, 0);
+      const worst = (key: 'promoteMinutesP50' | 'promoteMinutesP90') =>
+        g.rows.reduce<number | null>((w, r) => (r[key] !== null && (w === null || r[key]! > w) ? r[key] : w), null);
+      return {
+        cells: `${g.cells} (${g.rows.length} cells, ${n} rollouts)`,
+        promoted: g.rows.reduce((s, r) => s + r.promoted, 0) / n,
+        held: g.rows.reduce((s, r) => s + r.held, 0) / n,
+        rolledBack: g.rows.reduce((s, r) => s + r.rollbacks, 0) / n,
+        promoteMinutesP50: worst('promoteMinutesP50'),
+        promoteMinutesP90: worst('promoteMinutesP90'),
+      };
+    });
+}
+
 /** Pooled A/A false-rollback rate over the target cells (≥ 3 canary pods). */
 function aaRate(rows: Row[], judge: string): number {
+  const { rollbacks, n } = aaCounts(rows, judge);
+  return rollbacks / n;
+}
+
+function aaCounts(rows: Row[], judge: string): { rollbacks: number; n: number } {
   const r = rows.filter((x) => x.judge === judge && isTargetAA(x));
-  return r.reduce((s, x) => s + x.rollbacks, 0) / Math.max(1, r.reduce((s, x) => s + x.n, 0));
+  return { rollbacks: r.reduce((s, x) => s + x.rollbacks, 0), n: Math.max(1, r.reduce((s, x) => s + x.n, 0)) };
 }
 
 interface Comparison {
   judge: string;
   oursAA: number;
   theirAA: number;
+  /** Ours is not significantly higher than theirs (two-proportion z < 1.96 on the pooled A/A counts). */
+  oursAANotHigher: boolean;
   oursPower: number;
   theirPower: number;
+  /** A/B cells where our power is higher/equal/lower, as measured... */
   higher: number;
   equal: number;
   lower: number;
+  /** ...and where the difference is significant (two-proportion z ≥ 1.96, 200 rollouts a cell in the full run). */
+  significantlyHigher: number;
+  significantlyLower: number;
 }
 
-/** Ours vs `other`: pooled A/A rate, mean A/B power, A/B cells where our power is higher/equal/lower. */
+/**
+ * Ours vs `other` over `rows` (all, or one stratum's): pooled A/A rate, mean A/B power, A/B cells
+ * where our power is higher/equal/lower.
+ */
 function compare(rows: Row[], other: string): Comparison {
   const ab = (judge: string) => rows.filter((x) => x.judge === judge && x.group !== 'A/A');
   const ours = ab('sequential');
@@ -341,44 +426,88 @@ function compare(rows: Row[], other: string): Comparison {
   let higher = 0;
   let equal = 0;
   let lower = 0;
+  let significantlyHigher = 0;
+  let significantlyLower = 0;
   ours.forEach((r, i) => {
-    const t = theirs[i]!.rollbackRate;
-    if (r.rollbackRate > t) higher++;
-    else if (r.rollbackRate < t) lower++;
+    const t = theirs[i]!;
+    if (r.rollbackRate > t.rollbackRate) higher++;
+    else if (r.rollbackRate < t.rollbackRate) lower++;
     else equal++;
+    const z = twoProportionZ(r.rollbacks, r.n, t.rollbacks, t.n);
+    if (z >= 1.96) significantlyHigher++;
+    if (z <= -1.96) significantlyLower++;
   });
-  return { judge: other, oursAA: aaRate(rows, 'sequential'), theirAA: aaRate(rows, other), oursPower: mean(ours), theirPower: mean(theirs), higher, equal, lower };
+  const [a, b] = [aaCounts(rows, 'sequential'), aaCounts(rows, other)];
+  return {
+    judge: other,
+    oursAA: a.rollbacks / a.n,
+    theirAA: b.rollbacks / b.n,
+    oursAANotHigher: twoProportionZ(a.rollbacks, a.n, b.rollbacks, b.n) < 1.96,
+    oursPower: mean(ours),
+    theirPower: mean(theirs),
+    higher,
+    equal,
+    lower,
+    significantlyHigher,
+    significantlyLower,
+  };
+}
+
+interface StratumComparison {
+  /** Base error rate of the stratum's scenarios. */
+  stratum: number;
+  calibratedKnob: number;
+  stock: Comparison;
+  calibrated: Comparison;
 }
 
 interface Matched {
   family: string;
   knob: string;
   stockKnob: number;
-  calibratedKnob: number;
+  /** Over every scenario (A/A pooled over every stratum). */
   stock: Comparison;
   calibrated: Comparison;
+  strata: StratumComparison[];
 }
 
-function matchedComparison(rows: Row[], calibration: Array<{ judge: string; knob: string; stock: number; calibrated: number }>): Matched[] {
-  return calibration.map((c) => ({
-    family: c.judge,
-    knob: c.knob,
-    stockKnob: c.stock,
-    calibratedKnob: c.calibrated,
-    stock: compare(rows, c.judge),
-    calibrated: compare(rows, `${c.judge}-cal`),
-  }));
+function matchedComparison(rows: Row[], calibration: Calibration[]): Matched[] {
+  const families = [...new Set(calibration.map((c) => c.judge))];
+  return families.map((family) => {
+    const cs = calibration.filter((c) => c.judge === family);
+    return {
+      family,
+      knob: cs[0]!.knob,
+      stockKnob: cs[0]!.stock,
+      stock: compare(rows, family),
+      calibrated: compare(rows, `${family}-cal`),
+      strata: cs.map((c) => {
+        const inStratum = rows.filter((r) => r.baseErrorRate === c.stratum);
+        return { stratum: c.stratum, calibratedKnob: c.calibrated, stock: compare(inStratum, family), calibrated: compare(inStratum, `${family}-cal`) };
+      }),
+    };
+  });
+}
+
+/**
+ * Dominance at a matched rate, up to sampling error: in every stratum our A/A rate is not
+ * significantly higher and no A/B cell has significantly lower power; some cell significantly higher.
+ */
+function dominates(m: Matched, which: 'stock' | 'calibrated'): boolean {
+  return m.strata.every((s) => s[which].oursAANotHigher && s[which].significantlyLower === 0) && m[which].significantlyHigher > 0;
 }
 
 function printMatched(matched: Matched[]): void {
-  console.log('\nMatched comparison (A/A = pooled false-rollback rate over the ≥3-pod A/A cells; power = mean rollback rate over A/B cells):');
-  const header = ['judge', 'knob', 'A/A theirs', 'A/A ours', 'power theirs', 'power ours', 'cells ours >/=/<'];
+  console.log('\nMatched comparison, per stratum (base error rate) — A/A = pooled false-rollback rate over its ≥3-pod A/A cells; power = mean rollback rate over its A/B cells:');
+  const header = ['judge', 'base', 'knob', 'A/A theirs', 'A/A ours', 'power theirs', 'power ours', 'cells ours >/=/<', 'significant >/<'];
   const lines: string[][] = [];
   for (const m of matched) {
-    for (const [label, c, knob] of [['stock', m.stock, m.stockKnob], ['calibrated', m.calibrated, m.calibratedKnob]] as const) {
-      lines.push([`${c.judge} (${label})`, `${m.knob} ${sig4(knob)}`, pct(c.theirAA), pct(c.oursAA), pct(c.theirPower), pct(c.oursPower), `${c.higher}/${c.equal}/${c.lower}`]);
+    for (const s of m.strata) {
+      for (const [label, c, knob] of [['stock', s.stock, m.stockKnob], ['calibrated', s.calibrated, s.calibratedKnob]] as const) {
+        lines.push([`${c.judge} (${label})`, pct(s.stratum), `${m.knob} ${sig4(knob)}`, pct(c.theirAA), pct(c.oursAA), pct(c.theirPower), pct(c.oursPower), `${c.higher}/${c.equal}/${c.lower}`, `${c.significantlyHigher}/${c.significantlyLower}`]);
+      }
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  for (const l of [header, ...lines]) console.log('  ' + l.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  '));
+  for (const l of [header, ...lines]) console.log('  ' + l.map((x, i) => (i < 3 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  '));
 }

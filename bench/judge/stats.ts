@@ -67,3 +67,14 @@ export function quantile(values: number[], q: number): number | null {
   const hi = Math.ceil(pos);
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
+
+/**
+ * Two-proportion z statistic for x1/n1 − x2/n2 (pooled variance); 0 when both are 0 or 1 (no
+ * difference can be told).
+ */
+export function twoProportionZ(x1: number, n1: number, x2: number, n2: number): number {
+  const pooled = (x1 + x2) / (n1 + n2);
+  const variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2);
+  if (!(variance > 0)) return 0;
+  return (x1 / n1 - x2 / n2) / Math.sqrt(variance);
+}
