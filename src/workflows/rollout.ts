@@ -253,16 +253,20 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
 
   /**
    * A step ends only on a passing check: an inconclusive or failed (under the limit) last check
-   * holds the weight and keeps checking. With an adaptive judge, clear evidence ends the step
-   * early, marginal evidence extends it (up to `maxExtensionChecks`), and going beyond 25% needs
-   * every metric bounded below its tolerance.
+   * holds the weight and keeps checking. With an adaptive judge, clear evidence ends a step of
+   * at most 25% early, marginal evidence extends it (up to `maxExtensionChecks`), and going
+   * beyond 25% needs every metric bounded below its tolerance.
    */
   function stepMayEnd(step: RolloutStep): boolean {
     const bakeMs = step.bake ?? 0;
     if (bakeMs === 0) return true;
     if (state.stepVerdict !== 'pass') return false;
     if (!judge.adaptive) return state.bakedMs >= bakeMs;
-    if (state.stepReady) return state.stepChecks >= MIN_CHECKS_BEFORE_EARLY_END || state.bakedMs >= bakeMs;
+    // Ending early is for the small steps: beyond 25% the configured bake is served in full, as
+    // a regression that begins late is still to be caught before 100% (readiness rests on the
+    // whole rollout's evidence, most of it from before such a change).
+    if (state.stepReady && step.weight <= READINESS_REQUIRED_ABOVE && state.stepChecks >= MIN_CHECKS_BEFORE_EARLY_END) return true;
+    if (state.stepReady) return state.bakedMs >= bakeMs;
     const extended = state.bakedMs >= bakeMs && state.stepExtensions >= spec.analysis.maxExtensionChecks;
     return extended && !readinessRequiredAfter(state.stepIndex);
   }

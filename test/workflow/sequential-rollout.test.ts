@@ -76,8 +76,8 @@ describe('rollouts with the sequential judge', () => {
     });
   });
 
-  test('clear evidence ends a step early; the evidence carries across steps', async () => {
-    await run(sequentialSpec({ steps: [{ weight: 10, bake: '4h' }, { weight: 50, bake: '4h' }, { weight: 100 }] }), base, async ({ router, result }) => {
+  test('clear evidence ends a step of at most 25% early, not a larger one; the evidence carries across steps', async () => {
+    await run(sequentialSpec({ steps: [{ weight: 10, bake: '4h' }, { weight: 50, bake: '1h' }, { weight: 100 }] }), base, async ({ router, result }) => {
       const final = await result();
       expect(final.phase).toBe('promoted');
       expect(router.splits()).toEqual(['100/0', '90/10', '50/50', '0/100']);
@@ -88,6 +88,11 @@ describe('rollouts with the sequential judge', () => {
       expect(final.decisions.some((d) => d.reasons.join(' ').match(/ready to advance/))).toBe(true);
       const stepMinutes = (Date.parse(final.decisions[atTen.length]!.at) - Date.parse(final.startedAt)) / 60_000;
       expect(stepMinutes).toBeLessThan(240);
+      // Beyond 25% the bake is served in full although the evidence was ready all along:
+      // a 1-hour bake at a 5-minute interval is 12 checks.
+      const atFifty = final.decisions.filter((d) => d.weight === 50);
+      expect(atFifty.length).toBe(12);
+      expect(atFifty.every((d) => d.reasons.join(' ').includes('ready to advance'))).toBe(true);
     });
   });
 
