@@ -2,7 +2,8 @@
  * Drives one judge through one simulated rollout, either at a fixed weight for a horizon or up
  * the full ladder. On the ladder, fixed judges bake each step for BAKE intervals; the adaptive
  * judge (ours) follows the workflow policy its readyToAdvance is meant for:
- *  - end a step early once ready (after at least MIN_STEP intervals);
+ *  - end a step of at most 25% early once ready (after at least MIN_STEP intervals); larger
+ *    steps serve their bake in full (a late regression is still to be caught before 100%);
  *  - at the end of the bake, extend while marginal (not ready and some e-value ≥ 1), up to
  *    `maxExtensionChecks` more intervals (MAX_STEP in all, as the workflow counts), then move on;
  *  - never go beyond 25% without ready: at the 25% and 50% steps, extend until ready; past
@@ -101,7 +102,7 @@ export function runRollout(
       let advance = false;
       if (judge.adaptive) {
         const gate = weight >= 25; // leaving this step goes beyond 25%
-        if (check.ready && inStep >= MIN_STEP) advance = true;
+        if (check.ready && (weight <= 25 ? inStep >= MIN_STEP : inStep >= BAKE)) advance = true;
         else if (inStep >= BAKE && !gate && !check.marginal) advance = true;
         else if (inStep >= MAX_STEP && !gate) advance = true;
       } else if (inStep >= BAKE) {
