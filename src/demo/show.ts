@@ -13,7 +13,7 @@
 import { startModelServer, type ModelServer, type ModelServerOptions } from './model-server';
 import { startTraffic, type TrafficRun } from './traffic';
 import { formatDuration, type RolloutSpecInput } from '../spec';
-import { isFinal, type Decision, type RolloutStatus } from '../workflows/status';
+import { isFinal, reasonsText, type Decision, type RolloutStatus } from '../workflows/status';
 import type { VersionSummary } from '../analysis/metrics';
 
 export interface ShowOptions {
@@ -250,11 +250,45 @@ function describeDecision(s: RolloutStatus, d: Decision, n: number, paint: Paint
   const figures = (name: string, v: VersionSummary) =>
     `${name} ${v.requests} req, ${(v.errorRate * 100).toFixed(1)}% err, p95 ${v.latencyP95Ms ?? '–'} ms`;
   const tally = s.spec.analysis.judge === 'threshold' ? ` · failed ${d.failedChecks}/${s.spec.analysis.failureLimit}` : '';
+  // A passing sequential check is told by its evidence (the full sentences are in the status).
+  const why = (d.verdict === 'pass' && evidenceLine(d.evidence)) || reasonsText(d.reasons);
   return (
     `check ${n} · step ${d.step + 1} @${d.weight}% · ${paint.verdict(d.verdict)} · ` +
     `${figures(s.candidate.version, d.metrics.candidate)} | ${figures(s.baseline.version, d.metrics.baseline)}` +
-    `${tally} — ${d.reasons.join('; ')}`
+    `${tally} — ${why}`
   );
+}
+
+interface MetricEvidence {
+  tested?: boolean;
+  eValue?: number;
+  rollbackAt?: number;
+  ready?: boolean;
+  upperBound?: number | null;
+  errorRateUpperBound?: number;
+  boundaryMs?: number | null;
+}
+
+/**
+ * The sequential judge's evidence in a few words per metric: the e-value against the level that
+ * rolls back, the bound readiness rests on, and ✓ once the metric is bounded below its tolerance.
+ */
+export function evidenceLine(evidence: Record<string, unknown> | undefined): string | undefined {
+  if (!evidence || evidence.judge !== 'sequential') return undefined;
+  const labels = { errors: 'errors', latency: 'latency', ttfb: 'TTFB' } as const;
+  const parts = (Object.keys(labels) as Array<keyof typeof labels>).flatMap((name) => {
+    const m = evidence[name] as MetricEvidence | undefined;
+    if (!m?.tested) return [];
+    if (name !== 'errors' && m.boundaryMs === null) return [`${labels[name]} calibrating`];
+    const bound =
+      name === 'errors' && m.upperBound === null && m.errorRateUpperBound !== undefined
+        ? `rate ≤ ${(m.errorRateUpperBound * 100).toFixed(2)}%`
+        : m.upperBound === null || m.upperBound === undefined
+          ? 'ratio unbounded'
+          : `ratio ≤ ${m.upperBound}`;
+    return [`${labels[name]} e=${m.eValue} (rolls back at ${m.rollbackAt}), ${bound}${m.ready ? ' ✓' : ''}`];
+  });
+  return parts.length > 0 ? parts.join(' · ') : undefined;
 }
 
 function describeSpec(spec: RolloutSpecInput): string {

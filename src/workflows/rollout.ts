@@ -39,7 +39,7 @@ import {
 } from './messages';
 import { CanaryWeight, RolloutPhase, RolloutTarget } from './search-attributes';
 import { baselineOnlyRoute, newRolloutState, routeAt, statusOf, weightsOf, type RolloutState } from './state';
-import type { FinalPhase, Phase, RolloutStatus } from './status';
+import { reasonsText, type FinalPhase, type Phase, type RolloutStatus } from './status';
 import type { RolloutEvent, TrafficRoute } from '../activities/types';
 
 export interface RolloutInput {
@@ -318,16 +318,16 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     };
     state.decisions.push(decision);
     touch();
-    announce('decision', `check at ${step.weight}%: ${judgement.verdict} — ${judgement.reasons.join('; ')}`, decision);
+    announce('decision', `check at ${step.weight}%: ${judgement.verdict} — ${reasonsText(judgement.reasons)}`, decision);
 
     const { inconclusiveLimit } = spec.analysis;
     const failureLimit = judge.failIsFinal ? 1 : spec.analysis.failureLimit;
     if (state.failedChecks >= failureLimit) {
       const counted = judge.failIsFinal ? `the ${judge.name} judge failed the candidate` : `${state.failedChecks} failed checks reached failureLimit ${failureLimit}`;
-      return { kind: 'rollback', reason: `${counted}: ${judgement.reasons.join('; ')}` };
+      return { kind: 'rollback', reason: `${counted}: ${reasonsText(judgement.reasons)}` };
     }
     if (inconclusiveLimit > 0 && state.consecutiveInconclusive >= inconclusiveLimit) {
-      return { kind: 'rollback', reason: `${state.consecutiveInconclusive} inconclusive checks in a row reached inconclusiveLimit ${inconclusiveLimit}: ${judgement.reasons.join('; ')}` };
+      return { kind: 'rollback', reason: `${state.consecutiveInconclusive} inconclusive checks in a row reached inconclusiveLimit ${inconclusiveLimit}: ${reasonsText(judgement.reasons)}` };
     }
     return undefined;
   }
@@ -458,7 +458,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
       [
         `**${state.phase}** — step ${step}/${spec.steps.length}, ${spec.candidate.version} at ${state.weights.candidate}% (${spec.baseline.version} ${state.weights.baseline}%)`,
         state.holding ?? '',
-        last ? `last check: **${last.verdict}** at ${last.weight}% — ${last.reasons.join('; ')}` : 'no check yet',
+        last ? `last check: **${last.verdict}** at ${last.weight}% — ${reasonsText(last.reasons)}` : 'no check yet',
         state.outcome ? `outcome: **${state.outcome.result}** — ${state.outcome.reason}` : '',
       ]
         .filter(Boolean)

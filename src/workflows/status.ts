@@ -82,3 +82,11 @@ export interface RolloutSummary {
   closedAt?: string;
   links: { temporalUi: string };
 }
+
+/**
+ * A decision's reasons as one text: sentences (the sequential judge's end with a full stop) are
+ * run on with a space, bare clauses (the threshold judge's) separated by semicolons.
+ */
+export function reasonsText(reasons: readonly string[]): string {
+  return reasons.map((r, i) => (i === reasons.length - 1 || /[.!?]$/.test(r) ? r : `${r};`)).join(' ');
+}

@@ -1,8 +1,10 @@
 /** The `npm start` progress printer: one line per change, and the demo specs are valid. */
-import { demoSpecs, describeChanges } from '../../src/demo/show';
+import { createSequentialJudge } from '../../src/analysis/sequential';
+import { demoSpecs, describeChanges, evidenceLine } from '../../src/demo/show';
 import { parseRolloutSpec } from '../../src/spec';
 import { newRolloutState, statusOf } from '../../src/workflows/state';
-import type { RolloutStatus } from '../../src/workflows/status';
+import { reasonsText, type RolloutStatus } from '../../src/workflows/status';
+import { makeSpec } from '../helpers/specs';
 
 const urls = { v1: 'http://127.0.0.1:9001', v2: 'http://127.0.0.1:9002', v3: 'http://127.0.0.1:9003' };
 
@@ -56,4 +58,29 @@ it('prints the phase and weights once, then only what changed', () => {
   // The threshold judge counts failed checks up to failureLimit: the line shows the tally.
   checked.spec.analysis.judge = 'threshold';
   expect(describeChanges(checked, seen)[0]).toMatch(/ · failed 1\/2 — errors: /);
+});
+
+it('tells a passing sequential check by its evidence, one short part per metric', () => {
+  const judge = createSequentialJudge();
+  let state = judge.initialState();
+  const analysis = makeSpec({ analysis: { judge: 'sequential', interval: '5s' } }).analysis;
+  const histogram = (n: number) => ({ boundsMs: [50, 100, 200], counts: [Math.round(n * 0.6), Math.round(n * 0.3), n - Math.round(n * 0.6) - Math.round(n * 0.3), 0] });
+  let evidence: Record<string, unknown> | undefined;
+  for (let k = 0; k < 3; k++) {
+    const j = judge.judge(
+      { analysis, candidateWeight: 25, interval: { candidate: { requests: 250, errors: 0, latency: histogram(250) }, baseline: { requests: 750, errors: 0, latency: histogram(750) } } },
+      state,
+    );
+    state = j.state;
+    evidence = j.evidence;
+  }
+  expect(evidenceLine(evidence)).toMatch(/^errors e=1 \(rolls back at 166\.7\), rate ≤ \d+\.\d\d% · latency e=[\d.e-]+ \(rolls back at 250\), ratio (≤ [\d.]+|unbounded)( ✓)?$/);
+  expect(evidenceLine({ judge: 'threshold' })).toBeUndefined();
+  expect(evidenceLine(undefined)).toBeUndefined();
+});
+
+it('joins reasons: sentences with a space, bare clauses with semicolons', () => {
+  expect(reasonsText(['errors: fine.', 'latency: fine.'])).toBe('errors: fine. latency: fine.');
+  expect(reasonsText(['error rate 10% is above 5%', 'p95 900 ms is above 800 ms'])).toBe('error rate 10% is above 5%; p95 900 ms is above 800 ms');
+  expect(reasonsText([])).toBe('');
 });
