@@ -26,7 +26,7 @@ import type { AnalysisSpec } from '../../src/spec/schema';
 import type { Histogram, MetricsSample } from '../../src/analysis/metrics';
 import { summarize } from '../../src/analysis/metrics';
 import { thresholdJudge } from '../../src/analysis/threshold-judge';
-import { createSequentialJudge, type SequentialState } from '../../src/analysis/sequential';
+import { createSequentialJudge, type MetricReport, type SequentialState } from '../../src/analysis/sequential';
 import { chooseBoundaryIndex } from '../../src/analysis/sequential/boundary';
 
 export interface Check {
@@ -57,7 +57,7 @@ const sequential: BenchJudge = {
       check(sample, weight) {
         const j = judge.judge({ analysis, candidateWeight: weight, interval: sample }, state);
         state = j.state;
-        const ev = j.evidence as Record<string, { tested?: boolean; eValue?: number }>;
+        const ev = j.evidence as Record<string, MetricReport | undefined>;
         const marginal = ['errors', 'latency', 'ttfb'].some((m) => ev[m]?.tested && (ev[m]?.eValue ?? 0) >= 1);
         return { rollback: j.verdict === 'fail', ready: j.readyToAdvance === true, marginal };
       },

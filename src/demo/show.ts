@@ -15,6 +15,7 @@ import { startTraffic, type TrafficRun } from './traffic';
 import { formatDuration, type RolloutSpecInput } from '../spec';
 import { isFinal, reasonsText, type Decision, type RolloutStatus } from '../workflows/status';
 import type { VersionSummary } from '../analysis/metrics';
+import type { MetricReport } from '../analysis/sequential';
 
 export interface ShowOptions {
   apiUrl: string;
@@ -259,16 +260,6 @@ function describeDecision(s: RolloutStatus, d: Decision, n: number, paint: Paint
   );
 }
 
-interface MetricEvidence {
-  tested?: boolean;
-  eValue?: number;
-  rollbackAt?: number;
-  ready?: boolean;
-  upperBound?: number | null;
-  errorRateUpperBound?: number;
-  boundaryMs?: number | null;
-}
-
 /**
  * The sequential judge's evidence in a few words per metric: the e-value against the level that
  * rolls back, the bound readiness rests on, and ✓ once the metric is bounded below its tolerance.
@@ -277,7 +268,7 @@ export function evidenceLine(evidence: Record<string, unknown> | undefined): str
   if (!evidence || evidence.judge !== 'sequential') return undefined;
   const labels = { errors: 'errors', latency: 'latency', ttfb: 'TTFB' } as const;
   const parts = (Object.keys(labels) as Array<keyof typeof labels>).flatMap((name) => {
-    const m = evidence[name] as MetricEvidence | undefined;
+    const m = evidence[name] as MetricReport | undefined;
     if (!m?.tested) return [];
     if (name !== 'errors' && m.boundaryMs === null) return [`${labels[name]} calibrating`];
     const bound =

@@ -3,7 +3,7 @@
  * The zod fragment for `analysis.sequential` is in ./schema (import it from spec code only).
  */
 export { createSequentialJudge, initialSequentialState, SEQUENTIAL_JUDGE_NAME } from './judge';
-export type { SequentialState, ExceedanceState, MetricName } from './judge';
+export type { SequentialState, ExceedanceState, MetricName, MetricReport } from './judge';
 export { DEFAULT_SEQUENTIAL_OPTIONS, resolveOptions } from './options';
 export type { SequentialJudgeOptions, SequentialJudgeOptionsInput } from './options';
 export type { RatioEvidence } from './ratio-test';

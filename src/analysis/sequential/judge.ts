@@ -92,7 +92,8 @@ export function initialSequentialState(options: SequentialJudgeOptions): Sequent
   };
 }
 
-interface MetricReport {
+/** One metric's evidence in a decision (`evidence.errors`, `.latency`, `.ttfb`). */
+export interface MetricReport {
   tested: boolean;
   alpha: number;
   /** The e-value at which the judge rolls back (1/α). */
