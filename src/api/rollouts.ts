@@ -2,13 +2,12 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { parseRolloutSpec } from '../spec';
+import { TARGET_PATTERN } from '../spec/patterns';
 import { ApiError } from './errors';
 import { ACTIONS, PHASES, isPhase, type Action, type RolloutService } from './rollout-service';
 
-const TARGET = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
 const listQuery = z.strictObject({
-  target: z.string().regex(TARGET, 'target must be a rollout target name').optional(),
+  target: z.string().regex(TARGET_PATTERN, 'target must be a rollout target name').optional(),
   phase: z.string().refine(isPhase, `phase must be one of ${PHASES.join(', ')}`).optional(),
   limit: z.coerce
     .number({ error: 'limit must be a number' })

@@ -5,33 +5,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { targetProblem, upstreamUrlSchema, versionNameSchema } from '../spec/patterns';
 
 export const MAX_VERSIONS = 4;
-/** First path segments the gateway keeps for itself; never a target name. */
-export const RESERVED_TARGETS: ReadonlySet<string> = new Set(['admin', 'metrics', 'healthz']);
-
-/** DNS-label-like, as in the rollout spec: lower-case letters, digits and '-', starting with a letter. */
-export const TARGET_PATTERN = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-const httpUrl = z.string({ error: 'url must be a string' }).refine(
-  (text) => {
-    try {
-      const url = new URL(text);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && !url.search && !url.hash;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'url must be an absolute http(s) URL without query or fragment' },
-);
+export { RESERVED_TARGETS, TARGET_PATTERN } from '../spec/patterns';
 
 export const routeVersionSchema = z.strictObject(
   {
-    name: z
-      .string({ error: 'name must be a string' })
-      .regex(VERSION_PATTERN, "name must be 1-63 characters of letters, digits, '.', '_' or '-'"),
-    url: httpUrl,
+    name: versionNameSchema('name'),
+    url: upstreamUrlSchema('url'),
     weight: z
       .number({ error: 'weight must be a number' })
       .min(0, 'weight must be at least 0')
@@ -84,11 +66,8 @@ export interface Issue {
 export type Validation<T> = { ok: true; value: T } | { ok: false; issues: Issue[] };
 
 export function validateTarget(target: string): Issue[] {
-  if (RESERVED_TARGETS.has(target)) return [{ path: 'target', message: `"${target}" is reserved by the gateway` }];
-  if (!TARGET_PATTERN.test(target)) {
-    return [{ path: 'target', message: "target must be 1-63 lower-case letters, digits or '-', starting with a letter" }];
-  }
-  return [];
+  const problem = targetProblem(target);
+  return problem ? [{ path: 'target', message: problem }] : [];
 }
 
 /**

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { sequentialOptionsSchema } from '../analysis/sequential/schema';
 import { parseDuration } from './duration';
+import { callbackUrlSchema, targetSchema, upstreamUrlSchema, versionNameSchema } from './patterns';
 
 const duration = (what: string) =>
   z
@@ -19,30 +20,11 @@ const duration = (what: string) =>
       return ms;
     });
 
-const httpUrl = (what: string) =>
-  z.string({ error: `${what} must be a string` }).refine(
-    (text) => {
-      try {
-        const url = new URL(text);
-        return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-      } catch {
-        return false;
-      }
-    },
-    { message: `${what} must be an absolute http(s) URL` },
-  );
-
-/** DNS-label-like: lower-case letters, digits and '-', starting with a letter, at most 63. */
-const TARGET = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
 const modelVersion = (role: string) =>
   z.strictObject(
     {
-      version: z
-        .string({ error: `${role}.version must be a string` })
-        .regex(VERSION, `${role}.version must be 1-63 characters of letters, digits, '.', '_' or '-'`),
-      url: httpUrl(`${role}.url`),
+      version: versionNameSchema(`${role}.version`),
+      url: upstreamUrlSchema(`${role}.url`),
     },
     { error: `${role} must be an object with "version" and "url"` },
   );
@@ -83,15 +65,13 @@ export const analysisSchema = z.strictObject({
 });
 
 const specShape = z.strictObject({
-    target: z
-      .string({ error: 'target must be a string' })
-      .regex(TARGET, "target must be a DNS-label-like name: lower-case letters, digits and '-', starting with a letter, at most 63 characters"),
+    target: targetSchema(),
     baseline: modelVersion('baseline'),
     candidate: modelVersion('candidate'),
     steps: z.array(stepSchema, { error: 'steps must be an array' }).min(1, 'steps must hold at least one step'),
     analysis: analysisSchema.prefault({}),
     /** Where to send phase changes and decisions (JSON POST). */
-    notify: z.strictObject({ webhook: httpUrl('notify.webhook') }).optional(),
+    notify: z.strictObject({ webhook: callbackUrlSchema('notify.webhook') }).optional(),
   },
   { error: 'the rollout spec must be a JSON object' });
 

@@ -49,7 +49,7 @@ describe('route validation', () => {
   });
 
   it('rejects reserved and malformed target names', () => {
-    expect(issuesOf({ versions: [v('v1', 100)] }, 'admin')).toEqual([{ path: 'target', message: '"admin" is reserved by the gateway' }]);
+    expect(issuesOf({ versions: [v('v1', 100)] }, 'admin')).toEqual([{ path: 'target', message: 'target "admin" is reserved by the gateway (admin, metrics, healthz)' }]);
     expect(issuesOf({ versions: [v('v1', 100)] }, 'metrics').map((i) => i.path)).toEqual(['target']);
     expect(issuesOf({ versions: [v('v1', 100)] }, 'Chat_1').map((i) => i.path)).toEqual(['target']);
   });
