@@ -44,6 +44,7 @@ export const ANALYSIS: AnalysisSpec = {
   minRequests: 50,
   failureLimit: 1,
   inconclusiveLimit: 0,
+  maxMetricsOutage: 300_000,
   thresholds: { maxErrorRate: 0.02, maxLatencyP95Ms: 1000 },
 };
 

@@ -73,8 +73,9 @@ export function demoSpecs(
   urls: Record<'v1' | 'v2' | 'v3', string>,
   { scale = 1, rate = 30 }: { scale?: number; rate?: number } = {},
 ): [RolloutSpecInput, RolloutSpecInput] {
-  const ms = (x: number) => formatDuration(Math.max(100, Math.round(x * scale)));
-  const intervalMs = 5_000 * scale;
+  // Checks at least a second apart, as the spec requires (and bakes no shorter than a check).
+  const ms = (x: number) => formatDuration(Math.max(1_000, Math.round(x * scale)));
+  const intervalMs = Math.max(1_000, 5_000 * scale);
   const minRequests = (firstWeight: number) => Math.max(3, Math.round(rate * (intervalMs / 1000) * (firstWeight / 100) * 0.6));
   const sequential = { readyAlpha: 0.2, readyMinRequests: 100, readyErrorRateSlack: 0.05, boundaryMinBaseline: 100, tolerances: { latency: 3, ttfb: 3 } };
   const analysis = (firstWeight: number) => ({ interval: ms(5_000), minRequests: minRequests(firstWeight), maxExtensionChecks: 60, sequential });
@@ -215,7 +216,7 @@ export async function watchRollout(api: ApiClient, id: string, options: WatchOpt
       for (const line of lines) options.print(`${clock()} ${line}`);
       phase = status.phase;
       stepKey = stepKeyOf(status);
-      seenDecisions = status.decisions.length;
+      seenDecisions = status.decisions.at(-1)?.seq ?? seenDecisions;
       if (isFinal(status.phase)) return status;
     }
     await sleep(pollMs, options.signal);
@@ -225,6 +226,7 @@ export async function watchRollout(api: ApiClient, id: string, options: WatchOpt
 interface Seen {
   phase?: string;
   stepKey?: string;
+  /** The `seq` of the newest decision already printed. */
   seenDecisions: number;
 }
 
@@ -236,7 +238,7 @@ function stepKeyOf(s: RolloutStatus): string {
 /** The lines a new status adds to what was seen: new checks, then step/weights, then phase. */
 export function describeChanges(s: RolloutStatus, seen: Seen, paint: Painter = painter(false)): string[] {
   const lines: string[] = [];
-  s.decisions.slice(seen.seenDecisions).forEach((d, i) => lines.push(describeDecision(s, d, seen.seenDecisions + i + 1, paint)));
+  for (const d of s.decisions) if (d.seq > seen.seenDecisions) lines.push(describeDecision(s, d, d.seq, paint));
   if (stepKeyOf(s) !== seen.stepKey) {
     const step = s.step.index < s.step.total ? `step ${s.step.index + 1}/${s.step.total}` : `all ${s.step.total} steps done`;
     lines.push(`${step} · weights ${s.baseline.version} ${s.weights.baseline}% / ${s.candidate.version} ${s.weights.candidate}%`);

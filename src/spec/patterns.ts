@@ -68,3 +68,21 @@ export const callbackUrlSchema = (what: string) =>
     },
     { message: `${what} must be an absolute http(s) URL` },
   );
+
+/**
+ * Traffic weights are percentages in steps of 0.01: the gateway assigns 10,000 buckets, so 0.01%
+ * is one bucket and the finest split any router is asked for.
+ */
+export const WEIGHT_RESOLUTION = 0.01;
+
+export function isWeightMultiple(weight: number): boolean {
+  const scaled = weight / WEIGHT_RESOLUTION;
+  const steps = Math.round(scaled);
+  // 1e-81 is "close to" 0 steps, but a weight above 0 must be at least one step.
+  return Math.abs(scaled - steps) < 1e-6 && (steps > 0 || weight === 0);
+}
+
+/** `100 - weight`, rounded to the weight resolution (so 100 - 0.07 is 99.93, not 99.93000000000001). */
+export function complementWeight(weight: number): number {
+  return Number((100 - weight).toFixed(2));
+}

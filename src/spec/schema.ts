@@ -5,10 +5,14 @@
  */
 import { z } from 'zod';
 import { sequentialOptionsSchema } from '../analysis/sequential/schema';
-import { parseDuration } from './duration';
-import { callbackUrlSchema, targetSchema, upstreamUrlSchema, versionNameSchema } from './patterns';
+import { formatDuration, parseDuration } from './duration';
+import { WEIGHT_RESOLUTION, callbackUrlSchema, isWeightMultiple, targetSchema, upstreamUrlSchema, versionNameSchema } from './patterns';
 
-const duration = (what: string) =>
+/**
+ * A duration string within [min, max]: nothing a spec says may make time stand still (a zero
+ * interval) or put a timer beyond what anyone means (and what Temporal's timers accept).
+ */
+const duration = (what: string, min: number, max: number) =>
   z
     .string({ error: `${what} must be a duration string such as "30s", "5m" or "1h"` })
     .transform((text, ctx) => {
@@ -17,8 +21,25 @@ const duration = (what: string) =>
         ctx.addIssue({ code: 'custom', message: `${what} "${text}" is not a duration such as "30s", "5m" or "1h"` });
         return z.NEVER;
       }
+      if (ms < min || ms > max) {
+        ctx.addIssue({ code: 'custom', message: `${what} must be between ${formatDuration(min)} and ${formatDuration(max)}, got "${text}"` });
+        return z.NEVER;
+      }
       return ms;
     });
+
+const SECOND = 1_000;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** Upper bounds on counts: far above any real use, low enough that no loop or payload runs away. */
+export const SPEC_LIMITS = { steps: 100, checks: 100_000, requests: 100_000_000 } as const;
+
+const count = (what: string, min: number, max: number) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be a whole number`)
+    .min(min, `${what} must be at least ${min}`)
+    .max(max, `${what} must be at most ${max}`);
 
 const modelVersion = (role: string) =>
   z.strictObject(
@@ -33,9 +54,12 @@ export const stepSchema = z.strictObject({
   weight: z
     .number({ error: 'weight must be a number' })
     .gt(0, 'weight must be above 0')
-    .max(100, 'weight must be at most 100'),
+    .max(100, 'weight must be at most 100')
+    .refine(isWeightMultiple, `weight must be a percentage in steps of ${WEIGHT_RESOLUTION} (e.g. 12.5 or 0.25)`)
+    // Exactly on the resolution from here on: 99.99999999999976 is 100, and every layer sees the same number.
+    .transform((weight) => Number(weight.toFixed(2))),
   /** How long to hold this weight while checks run; omitted means move on without baking. */
-  bake: duration('bake').optional(),
+  bake: duration('bake', SECOND, 30 * DAY).optional(),
   /** `manual`: after the bake, wait for an operator's approval before the next step. */
   gate: z.enum(['auto', 'manual'], { error: 'gate must be "auto" or "manual"' }).default('auto'),
 });
@@ -50,12 +74,18 @@ export const analysisSchema = z.strictObject({
   /** Options of the sequential judge (alpha, tolerances...); defaults when omitted. */
   sequential: sequentialOptionsSchema.optional(),
   /** Sequential judge: extra checks a step may take while the evidence is marginal. */
-  maxExtensionChecks: z.number().int('maxExtensionChecks must be a whole number').min(0, 'maxExtensionChecks must be 0 or more').default(30),
-  interval: duration('interval').default(parseDuration('30s')!),
-  minRequests: z.number().int('minRequests must be a whole number').min(1, 'minRequests must be at least 1').default(50),
-  failureLimit: z.number().int('failureLimit must be a whole number').min(1, 'failureLimit must be at least 1').default(2),
+  maxExtensionChecks: count('maxExtensionChecks', 0, SPEC_LIMITS.checks).default(30),
+  /** Time between checks; at least 1 s, so that a bake always advances. */
+  interval: duration('interval', SECOND, HOUR).default(parseDuration('30s')!),
+  minRequests: count('minRequests', 1, SPEC_LIMITS.requests).default(50),
+  failureLimit: count('failureLimit', 1, SPEC_LIMITS.checks).default(2),
   /** Consecutive inconclusive checks tolerated before the rollout is rolled back; 0 = unlimited. */
-  inconclusiveLimit: z.number().int('inconclusiveLimit must be a whole number').min(0, 'inconclusiveLimit must be 0 or more').default(0),
+  inconclusiveLimit: count('inconclusiveLimit', 0, SPEC_LIMITS.checks).default(0),
+  /**
+   * How long the metric source may stay unreadable: its checks are inconclusive (the step holds)
+   * until then, and the rollout rolls back once the outage has lasted this long.
+   */
+  maxMetricsOutage: duration('maxMetricsOutage', SECOND, DAY).default(parseDuration('5m')!),
   thresholds: z
     .strictObject({
       maxErrorRate: z.number().min(0, 'maxErrorRate must be between 0 and 1').max(1, 'maxErrorRate must be between 0 and 1').default(0.05),
@@ -68,7 +98,10 @@ const specShape = z.strictObject({
     target: targetSchema(),
     baseline: modelVersion('baseline'),
     candidate: modelVersion('candidate'),
-    steps: z.array(stepSchema, { error: 'steps must be an array' }).min(1, 'steps must hold at least one step'),
+    steps: z
+      .array(stepSchema, { error: 'steps must be an array' })
+      .min(1, 'steps must hold at least one step')
+      .max(SPEC_LIMITS.steps, `steps may hold at most ${SPEC_LIMITS.steps} steps`),
     analysis: analysisSchema.prefault({}),
     /** Where to send phase changes and decisions (JSON POST). */
     notify: z.strictObject({ webhook: callbackUrlSchema('notify.webhook') }).optional(),

@@ -3,7 +3,7 @@
  * import these definitions, never string names.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { RolloutStatus } from './status';
+import type { DecisionPageRequest, RolloutStatus } from './status';
 
 export const ROLLOUT_WORKFLOW = 'rollout';
 
@@ -15,7 +15,8 @@ export function rolloutWorkflowId(target: string): string {
 /** Failure type of an update rejected because it does not apply in the current phase. */
 export const NOT_APPLICABLE = 'NotApplicable';
 
-export const statusQuery = defineQuery<RolloutStatus>('status');
+/** The rollout's status; the optional argument narrows `decisions` to one page (newest `limit` before `before`). */
+export const statusQuery = defineQuery<RolloutStatus, [DecisionPageRequest?]>('status');
 
 export interface AbortRequest {
   reason?: string;

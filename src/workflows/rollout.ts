@@ -24,9 +24,10 @@ import {
 } from '@temporalio/workflow';
 import type { RolloutActivities } from '../activities';
 import type { Judge } from '../analysis/judge';
-import { sampleBetween } from '../analysis/metrics';
+import { emptyVersionMetrics, sampleBetween, summarize, type MetricsSample } from '../analysis/metrics';
 import { createSequentialJudge } from '../analysis/sequential';
 import { thresholdJudge } from '../analysis/threshold-judge';
+import { formatDuration } from '../spec/duration';
 import type { AnalysisSpec, RolloutSpec, RolloutStep } from '../spec/schema';
 import {
   NOT_APPLICABLE,
@@ -37,9 +38,9 @@ import {
   resumeUpdate,
   statusQuery,
 } from './messages';
-import { CanaryWeight, RolloutPhase, RolloutTarget } from './search-attributes';
-import { baselineOnlyRoute, newRolloutState, routeAt, statusOf, weightsOf, type RolloutState } from './state';
-import { reasonsText, type FinalPhase, type Phase, type RolloutStatus } from './status';
+import { CanaryWeight, RolloutPhase, RolloutTarget, canaryWeightAttribute } from './search-attributes';
+import { baselineOnlyRoute, newRolloutState, recordDecision, routeAt, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
+import { reasonsText, type Decision, type DecisionPageRequest, type FinalPhase, type Phase, type RolloutStatus } from './status';
 import type { RolloutEvent, TrafficRoute } from '../activities/types';
 
 export interface RolloutInput {
@@ -51,7 +52,7 @@ export interface RolloutInput {
 }
 
 /** Changes to traffic: bounded, so a router that stays down fails the rollout (and restores). */
-const { setTrafficWeights, collectMetrics } = proxyActivities<RolloutActivities>({
+const { setTrafficWeights } = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '15s',
   scheduleToCloseTimeout: '2m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s' },
@@ -85,16 +86,26 @@ type StepsOutcome =
 
 export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   const judge = judgeFor(input.spec.analysis);
-  const state: RolloutState =
-    input.state ?? newRolloutState(workflowInfo().workflowId, input.spec, judge.initialState(), workflowInfo().startTime.toISOString());
+  const state: RolloutState = input.state
+    ? upgradeState(input.state)
+    : newRolloutState(workflowInfo().workflowId, input.spec, judge.initialState(), workflowInfo().startTime.toISOString());
   const { spec } = state;
+  /**
+   * Metric reads retry within one interval at most: an outage then shows as inconclusive checks
+   * (the step holds) and, past analysis.maxMetricsOutage, rolls back; it never fails the rollout.
+   */
+  const { collectMetrics } = proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '15s',
+    scheduleToCloseTimeout: Math.max(5_000, Math.min(spec.analysis.interval, 120_000)),
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s' },
+  });
   const pendingNotifications: Promise<unknown>[] = [];
   // Created before any handler can run, so an abort always has a scope to cancel.
   const stepsScope = new CancellationScope();
 
   // ---- Messages: what operators can ask, and when it applies ----
 
-  setHandler(statusQuery, () => statusOf(state));
+  setHandler(statusQuery, (page?: DecisionPageRequest) => statusOf(state, page));
 
   setHandler(
     pauseUpdate,
@@ -215,7 +226,8 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     state.undos.push({ description: `detach candidate ${spec.candidate.version}`, route: baselineOnlyRoute(spec, state.id) });
     state.undos.push({ description: `restore 100% to baseline ${spec.baseline.version}`, route: routeAt(spec, state.id, 0) });
     await applyRoute(routeAt(spec, state.id, 0));
-    state.lastReading = await collectMetrics({ target: spec.target, baseline: spec.baseline, candidate: spec.candidate });
+    const reading = await readMetrics();
+    if (!('failed' in reading)) state.lastReading = reading;
   }
 
   /**
@@ -226,24 +238,34 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   async function bake(step: RolloutStep): Promise<StepsOutcome | undefined> {
     const bakeMs = step.bake ?? 0;
     const { interval } = spec.analysis;
+    // Bake time is elapsed workflow time, pauses excluded: a check that runs late (a slow metric
+    // source, a busy worker) still counts, so a 60 s bake takes 60 s however long its checks take.
+    let countedUntil = workflowClockMs();
+    const countElapsed = () => {
+      const now = workflowClockMs();
+      const elapsed = Math.max(0, now - countedUntil);
+      countedUntil = now;
+      state.bakedMs += elapsed;
+      state.sinceCheckMs += elapsed;
+    };
     for (;;) {
+      countElapsed(); // including the last check's own time
       if (stepMayEnd(step)) return undefined;
       noteHoldAtReadinessGate(step);
       const baked = state.bakedMs >= bakeMs;
       const slice = baked ? interval - state.sinceCheckMs : Math.min(interval - state.sinceCheckMs, bakeMs - state.bakedMs);
-      const started = workflowClockMs();
-      const interrupted = await condition(() => state.phase === 'paused' || state.requested.promote === true, slice);
-      const elapsed = interrupted ? workflowClockMs() - started : slice;
-      state.bakedMs += elapsed;
-      state.sinceCheckMs += elapsed;
+      if (slice > 0) await condition(() => state.phase === 'paused' || state.requested.promote === true, slice);
+      countElapsed();
       touch();
       if (state.requested.promote) return { kind: 'promote' };
       if (state.phase === 'paused') {
         await condition(() => state.phase !== 'paused');
+        countedUntil = workflowClockMs();
         continue;
       }
       if (state.sinceCheckMs >= interval || state.bakedMs >= bakeMs) {
         if (baked) state.stepExtensions += 1;
+        state.sinceCheckMs = 0; // the next interval starts as this check does
         const ending = await runCheck(step);
         if (ending) return ending;
         if (continueAsNewDue()) return { kind: 'continue-as-new' };
@@ -295,10 +317,18 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
 
   /** One metric check: read, judge, record, and decide whether the rollout must roll back. */
   async function runCheck(step: RolloutStep): Promise<StepsOutcome | undefined> {
-    const reading = await collectMetrics({ target: spec.target, baseline: spec.baseline, candidate: spec.candidate });
+    const reading = await readMetrics();
+    if ('failed' in reading) return holdForMetrics(step, reading.failed);
+    const outage = state.metricsOutage;
+    delete state.metricsOutage;
+    if (!state.lastReading) {
+      // Nothing to measure an interval from (the reading at attach failed): counting starts now.
+      state.lastReading = reading;
+      return holdForMetrics(step, undefined, 'metrics are readable again; the next check measures the traffic from this reading');
+    }
+    if (outage) announce('phase', `metrics readable again after ${outage.failedReads} failed read(s) since ${outage.since}`);
     const interval = sampleBetween(state.lastReading, reading);
     state.lastReading = reading;
-    state.sinceCheckMs = 0;
     const judgement = judge.judge({ analysis: spec.analysis, candidateWeight: step.weight, interval }, state.judgeState);
     state.judgeState = judgement.state;
     state.stepVerdict = judgement.verdict;
@@ -306,7 +336,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     state.stepChecks += 1;
     if (judgement.verdict === 'fail') state.failedChecks += 1;
     state.consecutiveInconclusive = judgement.verdict === 'inconclusive' ? state.consecutiveInconclusive + 1 : 0;
-    const decision = {
+    record({
       at: nowIso(),
       step: state.stepIndex,
       weight: step.weight,
@@ -315,21 +345,73 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
       metrics: judgement.metrics,
       failedChecks: state.failedChecks,
       ...(judgement.evidence ? { evidence: judgement.evidence } : {}),
-    };
-    state.decisions.push(decision);
-    touch();
-    announce('decision', `check at ${step.weight}%: ${judgement.verdict} — ${reasonsText(judgement.reasons)}`, decision);
+    });
 
-    const { inconclusiveLimit } = spec.analysis;
     const failureLimit = judge.failIsFinal ? 1 : spec.analysis.failureLimit;
     if (state.failedChecks >= failureLimit) {
       const counted = judge.failIsFinal ? `the ${judge.name} judge failed the candidate` : `${state.failedChecks} failed checks reached failureLimit ${failureLimit}`;
       return { kind: 'rollback', reason: `${counted}: ${reasonsText(judgement.reasons)}` };
     }
+    return inconclusiveLimitReached(judgement.reasons);
+  }
+
+  /**
+   * A check without figures: the metric source could not be read (`error`), or counting starts
+   * over. It is inconclusive — the step holds — and an outage that lasts analysis.maxMetricsOutage
+   * rolls the rollout back: a candidate is never left serving unwatched.
+   */
+  function holdForMetrics(step: RolloutStep, error: string | undefined, note?: string): StepsOutcome | undefined {
+    const now = workflowClockMs();
+    let reason = note ?? '';
+    if (error !== undefined) {
+      const limit = spec.analysis.maxMetricsOutage;
+      const outage = (state.metricsOutage ??= {
+        since: nowIso(),
+        sinceMs: now,
+        failedReads: 0,
+        lastError: error,
+        rollbackAt: new Date(now + limit).toISOString(),
+      });
+      outage.failedReads += 1;
+      outage.lastError = error;
+      reason = `metrics unavailable since ${outage.since} (${outage.failedReads} failed read(s)): ${error}; the step holds, and the rollout rolls back if they stay unavailable until ${outage.rollbackAt} (analysis.maxMetricsOutage ${formatDuration(limit)})`;
+      if (outage.failedReads === 1) announce('hold', reason);
+    }
+    state.stepVerdict = 'inconclusive';
+    state.stepReady = false;
+    state.stepChecks += 1;
+    state.consecutiveInconclusive += 1;
+    const nothing = summarize(emptyVersionMetrics());
+    record({ at: nowIso(), step: state.stepIndex, weight: step.weight, verdict: 'inconclusive', reasons: [reason], metrics: { baseline: nothing, candidate: nothing }, failedChecks: state.failedChecks });
+    const outage = state.metricsOutage;
+    if (outage && now - outage.sinceMs >= spec.analysis.maxMetricsOutage) {
+      return { kind: 'rollback', reason: `metrics unavailable for ${formatDuration(now - outage.sinceMs)} (${outage.failedReads} failed reads), at least analysis.maxMetricsOutage: ${outage.lastError}` };
+    }
+    return inconclusiveLimitReached([reason]);
+  }
+
+  function inconclusiveLimitReached(reasons: string[]): StepsOutcome | undefined {
+    const { inconclusiveLimit } = spec.analysis;
     if (inconclusiveLimit > 0 && state.consecutiveInconclusive >= inconclusiveLimit) {
-      return { kind: 'rollback', reason: `${state.consecutiveInconclusive} inconclusive checks in a row reached inconclusiveLimit ${inconclusiveLimit}: ${reasonsText(judgement.reasons)}` };
+      return { kind: 'rollback', reason: `${state.consecutiveInconclusive} inconclusive checks in a row reached inconclusiveLimit ${inconclusiveLimit}: ${reasonsText(reasons)}` };
     }
     return undefined;
+  }
+
+  /** The metric source's cumulative reading, or why it could not be read (cancellation passes through). */
+  async function readMetrics(): Promise<MetricsSample | { failed: string }> {
+    try {
+      return await collectMetrics({ target: spec.target, baseline: spec.baseline, candidate: spec.candidate });
+    } catch (err) {
+      if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
+      return { failed: describeError(err) };
+    }
+  }
+
+  function record(decision: Omit<Decision, 'seq'>): void {
+    const recorded = recordDecision(state, decision);
+    touch();
+    announce('decision', `check at ${decision.weight}%: ${decision.verdict} — ${reasonsText(decision.reasons)}`, recorded);
   }
 
   async function awaitApproval(): Promise<void> {
@@ -424,11 +506,13 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   }
 
   function publishSearchAttributes(): void {
-    upsertSearchAttributes([
-      { key: RolloutTarget, value: spec.target },
-      { key: RolloutPhase, value: state.phase },
-      { key: CanaryWeight, value: state.weights.candidate },
-    ]);
+    bookkeeping('search attributes', () =>
+      upsertSearchAttributes([
+        { key: RolloutTarget, value: spec.target },
+        { key: RolloutPhase, value: state.phase },
+        { key: CanaryWeight, value: canaryWeightAttribute(state.weights.candidate) },
+      ]),
+    );
   }
 
   /** Sends an event to the spec's webhook without waiting for it; failures only log. */
@@ -454,16 +538,31 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     state.updatedAt = nowIso();
     const last = state.decisions[state.decisions.length - 1];
     const step = Math.min(state.stepIndex + 1, spec.steps.length);
-    setCurrentDetails(
-      [
-        `**${state.phase}** — step ${step}/${spec.steps.length}, ${spec.candidate.version} at ${state.weights.candidate}% (${spec.baseline.version} ${state.weights.baseline}%)`,
-        state.holding ?? '',
-        last ? `last check: **${last.verdict}** at ${last.weight}% — ${reasonsText(last.reasons)}` : 'no check yet',
-        state.outcome ? `outcome: **${state.outcome.result}** — ${state.outcome.reason}` : '',
-      ]
-        .filter(Boolean)
-        .join('\n\n'),
+    bookkeeping('current details', () =>
+      setCurrentDetails(
+        [
+          `**${state.phase}** — step ${step}/${spec.steps.length}, ${spec.candidate.version} at ${state.weights.candidate}% (${spec.baseline.version} ${state.weights.baseline}%)`,
+          state.holding ?? '',
+          state.metricsOutage ? `metrics unavailable since ${state.metricsOutage.since}: ${state.metricsOutage.lastError}` : '',
+          last ? `last check: **${last.verdict}** at ${last.weight}% — ${reasonsText(last.reasons)}` : 'no check yet',
+          state.outcome ? `outcome: **${state.outcome.result}** — ${state.outcome.reason}` : '',
+        ]
+          .filter(Boolean)
+          .join('\n\n'),
+      ),
     );
+  }
+}
+
+/**
+ * Runs bookkeeping (search attributes, UI details) so that it can never stand between the rollout
+ * and its compensation: a value Temporal's SDK refuses is logged, not a failed workflow task.
+ */
+function bookkeeping(what: string, publish: () => void): void {
+  try {
+    publish();
+  } catch (err) {
+    log.warn(`${what} not updated: ${describeError(err)}`);
   }
 }
 

@@ -11,3 +11,14 @@ export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, string> = {
   RolloutPhase: 'Keyword',
   CanaryWeight: 'Int',
 };
+
+/**
+ * CanaryWeight is an Int (registered so on every server): a fractional weight is rounded, and a
+ * candidate with any traffic at all shows at least 1 (never 0 while it serves, never 100 before
+ * it has everything).
+ */
+export function canaryWeightAttribute(weight: number): number {
+  if (weight <= 0) return 0;
+  if (weight >= 100) return 100;
+  return Math.min(99, Math.max(1, Math.round(weight)));
+}

@@ -6,7 +6,16 @@ import type { MetricsSample } from '../analysis/metrics';
 import type { Verdict } from '../analysis/judge';
 import type { TrafficRoute } from '../activities/types';
 import type { RolloutSpec } from '../spec/schema';
-import type { Decision, Outcome, Phase, RolloutStatus, Weights } from './status';
+import { complementWeight } from '../spec/patterns';
+import type { Decision, DecisionPageRequest, EarlierDecisions, MetricsOutage, Outcome, Phase, RolloutStatus, Weights } from './status';
+import { pageOfDecisions } from './status';
+
+/**
+ * Decisions kept whole in the state (≈2 KB each): enough for every chart and page a person reads,
+ * few enough that the state, the status query's answer and the continue-as-new payload stay far
+ * below Temporal's 2 MB payload limit however long a rollout runs. Older ones are counted.
+ */
+export const DECISIONS_KEPT = 100;
 
 /** An undo registered by a change the rollout made; compensation runs them in reverse. */
 export interface Undo {
@@ -37,7 +46,13 @@ export interface RolloutState {
   holding?: string;
   failedChecks: number;
   consecutiveInconclusive: number;
+  /** The newest decisions, whole (at most DECISIONS_KEPT). */
   decisions: Decision[];
+  /** Decisions made so far, kept or not; the next one's `seq` is this + 1. */
+  decisionCount: number;
+  earlierDecisions: EarlierDecisions;
+  /** Set while the metric source cannot be read (ms: workflow clock of the first failed read). */
+  metricsOutage?: MetricsOutage & { sinceMs: number };
   judgeState: unknown;
   undos: Undo[];
   /** Operator requests not yet acted upon. */
@@ -65,6 +80,8 @@ export function newRolloutState(id: string, spec: RolloutSpec, judgeState: unkno
     failedChecks: 0,
     consecutiveInconclusive: 0,
     decisions: [],
+    decisionCount: 0,
+    earlierDecisions: noEarlierDecisions(),
     judgeState,
     undos: [],
     requested: {},
@@ -74,13 +91,50 @@ export function newRolloutState(id: string, spec: RolloutSpec, judgeState: unkno
   };
 }
 
+function noEarlierDecisions(): EarlierDecisions {
+  return { count: 0, verdicts: { pass: 0, fail: 0, inconclusive: 0 } };
+}
+
+/**
+ * Fills in what states written by earlier versions of the workflow lack (a rollout that
+ * continued as new across a deploy), so that the rest of the code can rely on every field.
+ */
+export function upgradeState(state: RolloutState): RolloutState {
+  state.decisionCount ??= state.decisions.length;
+  state.earlierDecisions ??= noEarlierDecisions();
+  state.decisions.forEach((d, i) => (d.seq ??= state.decisionCount - state.decisions.length + i + 1));
+  keepDecisionsBounded(state);
+  return state;
+}
+
+/** Records a decision (numbering it) and folds the oldest whole one into the counts when over DECISIONS_KEPT. */
+export function recordDecision(state: RolloutState, decision: Omit<Decision, 'seq'>): Decision {
+  state.decisionCount += 1;
+  const numbered: Decision = { seq: state.decisionCount, ...decision };
+  state.decisions.push(numbered);
+  keepDecisionsBounded(state);
+  return numbered;
+}
+
+function keepDecisionsBounded(state: RolloutState): void {
+  const excess = state.decisions.length - DECISIONS_KEPT;
+  if (excess <= 0) return;
+  const earlier = state.earlierDecisions;
+  for (const old of state.decisions.splice(0, excess)) {
+    earlier.count += 1;
+    earlier.verdicts[old.verdict] += 1;
+    earlier.firstAt ??= old.at;
+    earlier.lastAt = old.at;
+  }
+}
+
 /** The traffic split for a target with the candidate at `candidateWeight` percent. */
 export function routeAt(spec: RolloutSpec, id: string, candidateWeight: number): TrafficRoute {
   return {
     target: spec.target,
     salt: id,
     versions: [
-      { ...spec.baseline, weight: 100 - candidateWeight },
+      { ...spec.baseline, weight: complementWeight(candidateWeight) },
       { ...spec.candidate, weight: candidateWeight },
     ],
   };
@@ -96,9 +150,10 @@ export function weightsOf(route: TrafficRoute, spec: RolloutSpec): Weights {
   return { baseline: weightOf(spec.baseline.version), candidate: weightOf(spec.candidate.version) };
 }
 
-export function statusOf(state: RolloutState): RolloutStatus {
+export function statusOf(state: RolloutState, page?: DecisionPageRequest): RolloutStatus {
   const { spec } = state;
   const step = spec.steps[state.stepIndex];
+  const { decisions, nextBefore } = pageOfDecisions(state.decisions, page);
   const status: RolloutStatus = {
     id: state.id,
     target: spec.target,
@@ -115,11 +170,21 @@ export function statusOf(state: RolloutState): RolloutStatus {
       ...(state.holding ? { holding: state.holding } : {}),
     },
     failedChecks: state.failedChecks,
-    decisions: state.decisions,
+    decisions,
+    decisionPage: {
+      total: state.decisionCount,
+      kept: state.decisions.length,
+      ...(nextBefore === undefined ? {} : { nextBefore }),
+      earlier: state.earlierDecisions,
+    },
     startedAt: state.startedAt,
     updatedAt: state.updatedAt,
     spec,
   };
   if (state.outcome) status.outcome = state.outcome;
+  if (state.metricsOutage) {
+    const { sinceMs: _sinceMs, ...outage } = state.metricsOutage;
+    status.metricsOutage = outage;
+  }
   return status;
 }

@@ -21,6 +21,8 @@ export interface Weights {
 
 /** One metric check: when, at which step and weight, the verdict and the numbers behind it. */
 export interface Decision {
+  /** 1-based number of the check in the rollout; the cursor for paging decisions. */
+  seq: number;
   at: string;
   step: number;
   weight: number;
@@ -30,6 +32,42 @@ export interface Decision {
   evidence?: Record<string, unknown>;
   /** Failed checks counted so far in this rollout, this one included. */
   failedChecks: number;
+}
+
+/**
+ * What is left of decisions older than those the status keeps whole: counts only. The rollout's
+ * Temporal history keeps every decision in full.
+ */
+export interface EarlierDecisions {
+  count: number;
+  verdicts: Record<Verdict, number>;
+  firstAt?: string;
+  lastAt?: string;
+}
+
+/** Which decisions a status carries: the `limit` newest with `seq` below `before` (all kept, when omitted). */
+export interface DecisionPageRequest {
+  limit?: number;
+  before?: number;
+}
+
+export interface DecisionPage {
+  /** Decisions made in the whole rollout. */
+  total: number;
+  /** Kept whole (the newest); older ones are only counted in `earlier`. */
+  kept: number;
+  /** Pass as `before` to read the next older page; absent on the oldest kept page. */
+  nextBefore?: number;
+  earlier: EarlierDecisions;
+}
+
+/** While the metric source cannot be read: checks hold (inconclusive) until `rollbackAt`. */
+export interface MetricsOutage {
+  since: string;
+  failedReads: number;
+  lastError: string;
+  /** When the rollout rolls back if the metrics are still unreadable (analysis.maxMetricsOutage). */
+  rollbackAt: string;
 }
 
 export interface Outcome {
@@ -61,7 +99,10 @@ export interface RolloutStatus {
     holding?: string;
   };
   failedChecks: number;
+  /** The requested page of decisions, oldest first (by default every decision kept whole). */
   decisions: Decision[];
+  decisionPage: DecisionPage;
+  metricsOutage?: MetricsOutage;
   startedAt: string;
   updatedAt: string;
   outcome?: Outcome;
@@ -81,6 +122,25 @@ export interface RolloutSummary {
   startedAt?: string;
   closedAt?: string;
   links: { temporalUi: string };
+}
+
+/** The page of `decisions` (oldest first) that `request` asks for. */
+export function pageOfDecisions(decisions: readonly Decision[], request: DecisionPageRequest | undefined): { decisions: Decision[]; nextBefore?: number } {
+  // The request may come from anyone who can query the workflow (Temporal CLI/UI): read it defensively.
+  const limit = typeof request?.limit === 'number' && request.limit >= 0 ? Math.floor(request.limit) : undefined;
+  const before = typeof request?.before === 'number' ? request.before : Number.POSITIVE_INFINITY;
+  let end = decisions.length;
+  while (end > 0 && decisions[end - 1]!.seq >= before) end--;
+  const start = limit === undefined ? 0 : Math.max(0, end - limit);
+  const page = decisions.slice(start, end);
+  return start > 0 ? { decisions: page, nextBefore: decisions[start]!.seq } : { decisions: page };
+}
+
+/** A status narrowed to one page of its decisions (the API's `?decisions=&before=`). */
+export function withDecisionPage(status: RolloutStatus, request: DecisionPageRequest): RolloutStatus {
+  if (request.limit === undefined && request.before === undefined) return status;
+  const { decisions, nextBefore } = pageOfDecisions(status.decisions, request);
+  return { ...status, decisions, decisionPage: { ...status.decisionPage, ...(nextBefore === undefined ? {} : { nextBefore }) } };
 }
 
 /**

@@ -43,6 +43,9 @@ export const healthy: TrafficProfile = { requests: 200, errorRate: 0.001, latenc
 export class ScriptedMetrics implements MetricSource {
   reads = 0;
   failing = false;
+  /** When set, every read first fails this many attempts in a row (activity retries), then succeeds: a slow source. */
+  failuresPerRead = 0;
+  private failedAttempts = 0;
   private readonly totals = { baseline: emptyVersionMetrics(), candidate: emptyVersionMetrics() };
 
   constructor(
@@ -58,6 +61,11 @@ export class ScriptedMetrics implements MetricSource {
 
   async read(): Promise<MetricsSample> {
     if (this.failing) throw new Error('metrics backend unavailable');
+    if (this.failedAttempts < this.failuresPerRead) {
+      this.failedAttempts += 1;
+      throw new Error(`metrics backend slow (attempt ${this.failedAttempts})`);
+    }
+    this.failedAttempts = 0;
     this.reads += 1;
     const candidate = typeof this.candidate === 'function' ? this.candidate(this.reads) : this.candidate;
     if (this.splitBy) {

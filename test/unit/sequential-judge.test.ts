@@ -13,6 +13,7 @@ const analysis: AnalysisSpec = {
   minRequests: 50,
   failureLimit: 2,
   inconclusiveLimit: 0,
+  maxMetricsOutage: 300_000,
   thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 },
 };
 

@@ -39,6 +39,7 @@ it('prints the phase and weights once, then only what changed', () => {
     s.step.index = 1;
     s.weights = { baseline: 75, candidate: 25 };
     s.decisions.push({
+      seq: 1,
       at: '2026-01-01T00:00:05.000Z',
       step: 1,
       weight: 25,

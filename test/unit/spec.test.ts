@@ -1,3 +1,4 @@
+import { routeAt } from '../../src/workflows/state';
 import { parseRolloutSpec, type SpecIssue } from '../../src/spec';
 
 const valid = () => ({
@@ -33,7 +34,7 @@ describe('rollout spec', () => {
           { weight: 50, bake: 30_000, gate: 'auto' },
           { weight: 100, gate: 'auto' },
         ],
-        analysis: { judge: 'sequential', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+        analysis: { judge: 'sequential', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, maxMetricsOutage: 300_000, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
       },
     });
   });
@@ -49,6 +50,7 @@ describe('rollout spec', () => {
       minRequests: 50,
       failureLimit: 2,
       inconclusiveLimit: 0,
+      maxMetricsOutage: 300_000,
       thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 },
     });
     const partial = parseRolloutSpec({ ...valid(), analysis: { interval: '5s', thresholds: { maxErrorRate: 0.01 } } });
@@ -94,21 +96,43 @@ describe('rollout spec', () => {
     ['an interval that is not a duration', (s: any) => (s.analysis.interval = '5'), 'analysis.interval', /not a duration/],
     ['a fractional minRequests', (s: any) => (s.analysis.minRequests = 1.5), 'analysis.minRequests', /whole number/],
     ['a zero failureLimit', (s: any) => (s.analysis.failureLimit = 0), 'analysis.failureLimit', /at least 1/],
-    ['a negative inconclusiveLimit', (s: any) => (s.analysis.inconclusiveLimit = -1), 'analysis.inconclusiveLimit', /0 or more/],
+    ['a negative inconclusiveLimit', (s: any) => (s.analysis.inconclusiveLimit = -1), 'analysis.inconclusiveLimit', /at least 0/],
     ['an error rate above 1', (s: any) => (s.analysis.thresholds.maxErrorRate = 5), 'analysis.thresholds.maxErrorRate', /between 0 and 1/],
     ['a zero latency threshold', (s: any) => (s.analysis.thresholds.maxLatencyP95Ms = 0), 'analysis.thresholds.maxLatencyP95Ms', /above 0/],
     ['an unknown judge', (s: any) => (s.analysis.judge = 'vibes'), 'analysis.judge', /"threshold" or "sequential"/],
     ['a sequential alpha of 1', (s: any) => (s.analysis.sequential = { alpha: 1 }), 'analysis.sequential.alpha', /below 1/],
     ['a tolerance below 1', (s: any) => (s.analysis.sequential = { tolerances: { errors: 0.9 } }), 'analysis.sequential.tolerances.errors', /at least 1/],
-    ['a negative maxExtensionChecks', (s: any) => (s.analysis.maxExtensionChecks = -1), 'analysis.maxExtensionChecks', /0 or more/],
+    ['a negative maxExtensionChecks', (s: any) => (s.analysis.maxExtensionChecks = -1), 'analysis.maxExtensionChecks', /at least 0/],
     ['a webhook that is not a URL', (s: any) => (s.notify = { webhook: 'slack' }), 'notify.webhook', /http\(s\) URL/],
     ['an unknown top-level field', (s: any) => (s.replicas = 3), '(root)', /unknown field\(s\): replicas/],
     ['an unknown step field', (s: any) => (s.steps[0].pause = true), 'steps.0', /unknown field\(s\): pause/],
+    // Nothing may make time stand still or run away (issue 8, finding 4).
+    ['a zero interval', (s: any) => (s.analysis.interval = '0s'), 'analysis.interval', /between 1s and 1h/],
+    ['a sub-second interval', (s: any) => (s.analysis.interval = '500ms'), 'analysis.interval', /between 1s and 1h/],
+    ['an enormous bake', (s: any) => (s.steps[0].bake = '99999999999999999999d'), 'steps.0.bake', /between 1s and 720h/],
+    ['a zero metrics outage limit', (s: any) => (s.analysis.maxMetricsOutage = '0s'), 'analysis.maxMetricsOutage', /between 1s and 24h/],
+    ['an enormous maxExtensionChecks', (s: any) => (s.analysis.maxExtensionChecks = 1e9), 'analysis.maxExtensionChecks', /at most 100000/],
+    ['too many steps', (s: any) => (s.steps = Array.from({ length: 101 }, (_, i) => ({ weight: (i + 1) * 0.5 }))), 'steps', /at most 100 steps/],
+    // Weights at the gateway's resolution: 10,000 buckets, 0.01% each (finding 1).
+    ['a weight finer than 0.01', (s: any) => (s.steps[0].weight = 12.345), 'steps.0.weight', /steps of 0.01/],
+    ['a weight above 0 but below 0.01', (s: any) => (s.steps[0].weight = 1e-81), 'steps.0.weight', /steps of 0.01/],
+    // The gateway's rules are the spec's (finding 9).
+    ['a reserved target', (s: any) => (s.target = 'admin'), 'target', /reserved by the gateway/],
+    ['a model URL with a query', (s: any) => (s.baseline.url = 'http://127.0.0.1:9001/?key=1'), 'baseline.url', /must not have a query/],
+    ['a model URL with a fragment', (s: any) => (s.candidate.url = 'http://127.0.0.1:9002/#v2'), 'candidate.url', /must not have a fragment/],
   ])('rejects %s, naming %s', (_name, change, path, message) => {
     const issues = issuesAfter(change);
     const issue = issues.find((i) => i.path === path);
     expect(issue).toBeDefined();
     expect(issue!.message).toMatch(message);
+  });
+
+  test('fractional weights at 0.01% are accepted, and the baseline gets the exact complement', () => {
+    const result = parseRolloutSpec({ ...valid(), steps: [{ weight: 0.01, bake: '30s' }, { weight: 12.5, bake: '30s' }, { weight: 100 }] });
+    expect(result.ok && result.spec.steps.map((s) => s.weight)).toEqual([0.01, 12.5, 100]);
+    if (!result.ok) return;
+    expect(routeAt(result.spec, 'id', 0.07).versions.map((v) => v.weight)).toEqual([99.93, 0.07]);
+    expect(routeAt(result.spec, 'id', 12.5).versions.map((v) => v.weight)).toEqual([87.5, 12.5]);
   });
 
   test('every problem is reported at once, cross-field rules included', () => {

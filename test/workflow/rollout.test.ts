@@ -260,21 +260,20 @@ describe('rollout workflow', () => {
     );
   });
 
-  test('an activity that keeps failing ends the rollout failed, with traffic restored', async () => {
+  test('a router that keeps failing a forward change ends the rollout failed, with traffic restored', async () => {
     const spec = makeSpec();
-    const metrics = new ScriptedMetrics();
+    const router = new RecordingRouter();
+    router.failWhen = (route) => route.versions[1]?.weight === 50; // the second step cannot be applied
     await withRollout(
       spec,
       async (h) => {
-        await waitFor(h, (s) => s.decisions.length >= 1);
-        metrics.failing = true;
         const result = await h.handle.result();
         expect(result.phase).toBe('failed');
-        expect(result.outcome?.reason).toMatch(/activity collectMetrics failed/);
+        expect(result.outcome?.reason).toMatch(/activity setTrafficWeights failed/);
         expect(h.router.splits()).toEqual(['100/0', '90/10', '100/0', '100']);
         expect(result.weights).toEqual({ baseline: 100, candidate: 0 });
       },
-      { metrics },
+      { router },
     );
   });
 

@@ -16,7 +16,7 @@ export const sequentialOptionsSchema = z
     alphaSplit: z.strictObject({ errors: share('alphaSplit.errors').optional(), latency: share('alphaSplit.latency').optional(), ttfb: share('alphaSplit.ttfb').optional() }).optional(),
     tolerances: z.strictObject({ errors: ratio('tolerances.errors').optional(), latency: ratio('tolerances.latency').optional(), ttfb: ratio('tolerances.ttfb').optional() }).optional(),
     scaleTolerance: z.strictObject({ latency: ratio('scaleTolerance.latency').optional(), ttfb: ratio('scaleTolerance.ttfb').optional() }).optional(),
-    alternatives: z.array(z.number().gt(1, 'alternatives must be above 1')).min(1).optional(),
+    alternatives: z.array(z.number().gt(1, 'alternatives must be above 1').max(1000, 'alternatives must be at most 1000')).min(1, 'alternatives must list at least one').max(16, 'alternatives may list at most 16').optional(),
     latencyQuantile: fraction('latencyQuantile').optional(),
     boundaryMinBaseline: count('boundaryMinBaseline').optional(),
     catastrophicErrorRate: share('catastrophicErrorRate').optional(),

@@ -1,0 +1,58 @@
+/**
+ * Bounded state (issue 8, finding 2): 20,000 checks on the time-skipping server. The workflow
+ * state, the status query's answer and the continue-as-new payload stay bounded; the rollout
+ * still answers its status, continues as new, and aborts back to the baseline.
+ */
+import { abortUpdate, statusQuery } from '../../src/workflows/messages';
+import { DECISIONS_KEPT } from '../../src/workflows/state';
+import { RecordingNotifier, RecordingRouter, ScriptedMetrics } from '../helpers/adapters';
+import { runRollout, useTimeSkippingServer } from '../helpers/rollout-harness';
+import { makeSpec } from '../helpers/specs';
+
+const server = useTimeSkippingServer();
+const CHECKS = Number(process.env.LONG_ROLLOUT_CHECKS || 20_000);
+
+test(`${CHECKS} checks: status, continue-as-new and abort stay within Temporal's limits`, async () => {
+  // A long bake at 10%, one check a second: the shape of a long hold at a readiness gate.
+  const spec = makeSpec({ steps: [{ weight: 10, bake: '30d' }, { weight: 100 }], analysis: { judge: 'threshold', interval: '1s', minRequests: 1 } });
+  const router = new RecordingRouter();
+  const metrics = new ScriptedMetrics({ requests: 2, errorRate: 0, latencyMs: 100 }, { requests: 18, errorRate: 0, latencyMs: 100 });
+  const started = Date.now();
+  const historyLimit = process.env.LONG_ROLLOUT_HISTORY ? Number(process.env.LONG_ROLLOUT_HISTORY) : undefined;
+  await runRollout(server, spec, { router, metrics, notifier: new RecordingNotifier() }, async (handle) => {
+    let status = await handle.query(statusQuery);
+    while (status.decisionPage.total < CHECKS) {
+      await server.env().sleep('30m');
+      status = await handle.query(statusQuery);
+    }
+    const checksPerSecond = status.decisionPage.total / ((Date.now() - started) / 1000);
+    console.log(`${status.decisionPage.total} checks in ${((Date.now() - started) / 1000).toFixed(0)} s (${checksPerSecond.toFixed(0)}/s)`);
+
+    expect(status.phase).toBe('progressing');
+    expect(status.decisions).toHaveLength(DECISIONS_KEPT);
+    expect(status.decisionPage.earlier.count).toBe(status.decisionPage.total - DECISIONS_KEPT);
+    expect(status.decisionPage.earlier.verdicts.pass).toBe(status.decisionPage.earlier.count);
+    expect(status.decisions.at(-1)!.seq).toBe(status.decisionPage.total);
+    const answerBytes = JSON.stringify(status).length;
+    expect(answerBytes).toBeLessThan(512 * 1024);
+    // A page is smaller still.
+    const page = await handle.query(statusQuery, { limit: 10 });
+    expect(page.decisions).toHaveLength(10);
+    expect(page.decisionPage.nextBefore).toBe(page.decisions[0]!.seq);
+
+    // It has continued as new many times (history limit), each run's input (the state) bounded.
+    const description = await handle.describe();
+    const history = await server.env().client.workflow.getHandle(handle.workflowId, description.runId).fetchHistory();
+    const started0 = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    expect(started0?.continuedExecutionRunId).toBeTruthy();
+    const inputBytes = (started0?.input?.payloads ?? []).reduce((n, p) => n + (p.data?.length ?? 0), 0);
+    console.log(`status answer ${(answerBytes / 1024).toFixed(0)} KiB; continue-as-new input ${(inputBytes / 1024).toFixed(0)} KiB`);
+    expect(inputBytes).toBeLessThan(1024 * 1024);
+
+    await handle.executeUpdate(abortUpdate, { args: [{ reason: 'long enough' }] });
+    const result = await handle.result();
+    expect(result.phase).toBe('aborted');
+    expect(router.splits().slice(-2)).toEqual(['100/0', '100']);
+    expect(JSON.stringify(result).length).toBeLessThan(512 * 1024);
+  }, { historyLimit });
+}, 600_000);
