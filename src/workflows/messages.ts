@@ -2,7 +2,7 @@
  * The rollout workflow's public face: its name, id scheme, query and updates. The API and tests
  * import these definitions, never string names.
  */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DecisionPageRequest, RolloutStatus } from './status';
 
 export const ROLLOUT_WORKFLOW = 'rollout';
@@ -18,10 +18,24 @@ export const NOT_APPLICABLE = 'NotApplicable';
 /** The rollout's status; the optional argument narrows `decisions` to one page (newest `limit` before `before`). */
 export const statusQuery = defineQuery<RolloutStatus, [DecisionPageRequest?]>('status');
 
-export interface AbortRequest {
+/** What an operator sends with an action: why (abort), and who (recorded in the rollout's events). */
+export interface OperatorRequest {
   reason?: string;
+  by?: string;
 }
+export type AbortRequest = OperatorRequest;
 
+export const OPERATOR_ACTIONS = ['pause', 'resume', 'abort', 'promote', 'approve'] as const;
+export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
+
+/**
+ * Each action exists twice, under the same name: as an Update (the API: answered with the
+ * status, or rejected when it does not apply) and as a Signal (`temporal workflow signal`, the
+ * Temporal UI: recorded in the rollout's events, applied when it applies, ignored with a note
+ * when not; never failing the workflow).
+ */
+// Typed for the client as they have always been called; the workflow's handlers also read an
+// optional OperatorRequest from any of them (who did it).
 export const pauseUpdate = defineUpdate<RolloutStatus, []>('pause');
 export const resumeUpdate = defineUpdate<RolloutStatus, []>('resume');
 export const abortUpdate = defineUpdate<RolloutStatus, [AbortRequest]>('abort');
@@ -29,3 +43,12 @@ export const abortUpdate = defineUpdate<RolloutStatus, [AbortRequest]>('abort');
 export const promoteUpdate = defineUpdate<RolloutStatus, []>('promote');
 /** Let a `manual` gate pass. */
 export const approveUpdate = defineUpdate<RolloutStatus, []>('approve');
+
+export const OPERATOR_UPDATES = { pause: pauseUpdate, resume: resumeUpdate, abort: abortUpdate, promote: promoteUpdate, approve: approveUpdate } as const;
+export const OPERATOR_SIGNALS = {
+  pause: defineSignal<[OperatorRequest?]>('pause'),
+  resume: defineSignal<[OperatorRequest?]>('resume'),
+  abort: defineSignal<[AbortRequest?]>('abort'),
+  promote: defineSignal<[OperatorRequest?]>('promote'),
+  approve: defineSignal<[OperatorRequest?]>('approve'),
+} as const;

@@ -21,7 +21,9 @@ import {
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
+  type SignalDefinition,
 } from '@temporalio/workflow';
+import type { UpdateDefinition } from '@temporalio/common';
 import type { RolloutActivities } from '../activities';
 import type { Judge } from '../analysis/judge';
 import { emptyVersionMetrics, sampleBetween, summarize, type MetricsSample } from '../analysis/metrics';
@@ -31,15 +33,14 @@ import { formatDuration } from '../spec/duration';
 import type { AnalysisSpec, RolloutSpec, RolloutStep } from '../spec/schema';
 import {
   NOT_APPLICABLE,
-  abortUpdate,
-  approveUpdate,
-  pauseUpdate,
-  promoteUpdate,
-  resumeUpdate,
+  OPERATOR_ACTIONS,
+  OPERATOR_SIGNALS,
+  OPERATOR_UPDATES,
   statusQuery,
+  type OperatorAction,
 } from './messages';
 import { CanaryWeight, RolloutPhase, RolloutTarget, canaryWeightAttribute } from './search-attributes';
-import { baselineOnlyRoute, newRolloutState, recordDecision, routeAt, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
+import { baselineOnlyRoute, newRolloutState, recordDecision, recordEvent, routeAt, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
 import { reasonsText, type Decision, type DecisionPageRequest, type FinalPhase, type Phase, type RolloutStatus } from './status';
 import type { RolloutEvent, TrafficRoute } from '../activities/types';
 
@@ -107,54 +108,11 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
 
   setHandler(statusQuery, (page?: DecisionPageRequest) => statusOf(state, page));
 
-  setHandler(
-    pauseUpdate,
-    () => {
-      enterPhase('paused', 'paused by operator');
-      return statusOf(state);
-    },
-    { validator: () => requirePhase('pause', ['progressing']) },
-  );
-
-  setHandler(
-    resumeUpdate,
-    () => {
-      enterPhase('progressing', 'resumed by operator');
-      return statusOf(state);
-    },
-    { validator: () => requirePhase('resume', ['paused']) },
-  );
-
-  setHandler(
-    abortUpdate,
-    (request) => {
-      state.requested.abort = { reason: request.reason?.trim() || 'aborted by operator' };
-      enterPhase('rolling_back', state.requested.abort.reason);
-      stepsScope.cancel();
-      return statusOf(state);
-    },
-    { validator: (_request) => requirePhase('abort', ['progressing', 'paused', 'awaiting_approval']) },
-  );
-
-  setHandler(
-    promoteUpdate,
-    () => {
-      state.requested.promote = true;
-      if (state.phase !== 'progressing') enterPhase('progressing', 'promotion requested by operator');
-      return statusOf(state);
-    },
-    { validator: () => requirePhase('promote', ['progressing', 'paused', 'awaiting_approval']) },
-  );
-
-  setHandler(
-    approveUpdate,
-    () => {
-      state.requested.approve = true;
-      enterPhase('progressing', 'approved by operator');
-      return statusOf(state);
-    },
-    { validator: () => requirePhase('approve', ['awaiting_approval']) },
-  );
+  for (const action of OPERATOR_ACTIONS) {
+    const update = OPERATOR_UPDATES[action] as UpdateDefinition<RolloutStatus, [unknown]>;
+    setHandler(update, (request: unknown) => operate(action, 'update', request), { validator: (_request: unknown) => requirePhase(action) });
+    setHandler(OPERATOR_SIGNALS[action] as SignalDefinition<[unknown]>, (request: unknown) => void operate(action, 'signal', request));
+  }
 
   // ---- The story ----
 
@@ -420,6 +378,64 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     state.requested.approve = false;
   }
 
+  // ---- Operator actions (updates and signals alike) ----
+
+  /**
+   * Applies an operator's action and records it (who, why, how it came). Updates reach here only
+   * when their validator let them through; a signal that does not apply is recorded with why and
+   * changes nothing — a signal can never fail the workflow.
+   */
+  function operate(action: OperatorAction, via: 'update' | 'signal', request: unknown): RolloutStatus {
+    const { by, reason } = readRequest(request);
+    const refusal = notApplicable(action);
+    if (refusal) {
+      recordEvent(state, { at: nowIso(), action, via, ...(by ? { by } : {}), ...(reason ? { reason } : {}), applied: false, note: refusal });
+      touch();
+      return statusOf(state);
+    }
+    const who = by ?? 'operator';
+    const note = perform(action, who, reason);
+    recordEvent(state, { at: nowIso(), action, via, ...(by ? { by } : {}), ...(reason ? { reason } : {}), applied: true, note });
+    touch();
+    return statusOf(state);
+  }
+
+  function perform(action: OperatorAction, who: string, reason: string | undefined): string {
+    switch (action) {
+      case 'pause':
+        enterPhase('paused', `paused by ${who}`);
+        return 'paused: the bake clock and checks stop until resumed';
+      case 'resume':
+        enterPhase('progressing', `resumed by ${who}`);
+        return 'resumed';
+      case 'abort':
+        state.requested.abort = { reason: reason || `aborted by ${who}` };
+        enterPhase('rolling_back', state.requested.abort.reason);
+        stepsScope.cancel();
+        return 'aborting: traffic goes back to the baseline';
+      case 'promote':
+        state.requested.promote = true;
+        if (state.phase !== 'progressing') enterPhase('progressing', `promotion requested by ${who}`);
+        return 'promoting: the candidate takes 100% now';
+      case 'approve':
+        state.requested.approve = true;
+        enterPhase('progressing', `approved by ${who}`);
+        return 'approved: the rollout goes on to the next step';
+    }
+  }
+
+  /** Why `action` does not apply now, or undefined when it does. */
+  function notApplicable(action: OperatorAction): string | undefined {
+    const allowed = APPLIES_WHEN[action];
+    if (allowed.includes(state.phase)) return undefined;
+    return `cannot ${action} a rollout that is ${state.phase}; ${action} applies when ${allowed.join(' or ')}`;
+  }
+
+  function requirePhase(action: OperatorAction): void {
+    const refusal = notApplicable(action);
+    if (refusal) throw ApplicationFailure.create({ type: NOT_APPLICABLE, message: refusal, nonRetryable: true });
+  }
+
   // ---- Endings ----
 
   async function promoteCandidate(reason: string): Promise<void> {
@@ -480,16 +496,6 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     state.weights = weightsOf(route, spec);
     touch();
     publishSearchAttributes();
-  }
-
-  function requirePhase(action: string, allowed: Phase[]): void {
-    if (!allowed.includes(state.phase)) {
-      throw ApplicationFailure.create({
-        type: NOT_APPLICABLE,
-        message: `cannot ${action} a rollout that is ${state.phase}; ${action} applies when ${allowed.join(' or ')}`,
-        nonRetryable: true,
-      });
-    }
   }
 
   function enterPhase(phase: Phase, reason: string): void {
@@ -564,6 +570,28 @@ function bookkeeping(what: string, publish: () => void): void {
   } catch (err) {
     log.warn(`${what} not updated: ${describeError(err)}`);
   }
+}
+
+/** The phases in which each operator action applies (design: 409 for an update outside them). */
+const APPLIES_WHEN: Record<OperatorAction, Phase[]> = {
+  pause: ['progressing'],
+  resume: ['paused'],
+  abort: ['progressing', 'paused', 'awaiting_approval'],
+  promote: ['progressing', 'paused', 'awaiting_approval'],
+  approve: ['awaiting_approval'],
+};
+
+/** An operator's request as sent by anyone who can signal the workflow: only short strings are kept. */
+function readRequest(request: unknown): { by?: string; reason?: string } {
+  if (typeof request !== 'object' || request === null) return {};
+  const text = (value: unknown, max: number) => (typeof value === 'string' && value.trim() !== '' ? value.trim().slice(0, max) : undefined);
+  const { by, reason } = request as Record<string, unknown>;
+  const out: { by?: string; reason?: string } = {};
+  const who = text(by, 200);
+  const why = text(reason, 1000);
+  if (who) out.by = who;
+  if (why) out.reason = why;
+  return out;
 }
 
 function judgeFor(analysis: AnalysisSpec): Judge<unknown> {

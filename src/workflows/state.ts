@@ -7,7 +7,7 @@ import type { Verdict } from '../analysis/judge';
 import type { TrafficRoute } from '../activities/types';
 import type { RolloutSpec } from '../spec/schema';
 import { complementWeight } from '../spec/patterns';
-import type { Decision, DecisionPageRequest, EarlierDecisions, MetricsOutage, Outcome, Phase, RolloutStatus, Weights } from './status';
+import type { Decision, DecisionPageRequest, EarlierDecisions, MetricsOutage, OperatorEvent, Outcome, Phase, RolloutStatus, Weights } from './status';
 import { pageOfDecisions } from './status';
 
 /**
@@ -16,6 +16,8 @@ import { pageOfDecisions } from './status';
  * below Temporal's 2 MB payload limit however long a rollout runs. Older ones are counted.
  */
 export const DECISIONS_KEPT = 100;
+/** Operator events kept (newest); the history has them all. */
+export const EVENTS_KEPT = 50;
 
 /** An undo registered by a change the rollout made; compensation runs them in reverse. */
 export interface Undo {
@@ -51,6 +53,8 @@ export interface RolloutState {
   /** Decisions made so far, kept or not; the next one's `seq` is this + 1. */
   decisionCount: number;
   earlierDecisions: EarlierDecisions;
+  /** Operator actions received, newest last (at most EVENTS_KEPT). */
+  events: OperatorEvent[];
   /** Set while the metric source cannot be read (ms: workflow clock of the first failed read). */
   metricsOutage?: MetricsOutage & { sinceMs: number };
   judgeState: unknown;
@@ -82,6 +86,7 @@ export function newRolloutState(id: string, spec: RolloutSpec, judgeState: unkno
     decisions: [],
     decisionCount: 0,
     earlierDecisions: noEarlierDecisions(),
+    events: [],
     judgeState,
     undos: [],
     requested: {},
@@ -102,6 +107,7 @@ function noEarlierDecisions(): EarlierDecisions {
 export function upgradeState(state: RolloutState): RolloutState {
   state.decisionCount ??= state.decisions.length;
   state.earlierDecisions ??= noEarlierDecisions();
+  state.events ??= [];
   state.decisions.forEach((d, i) => (d.seq ??= state.decisionCount - state.decisions.length + i + 1));
   keepDecisionsBounded(state);
   return state;
@@ -114,6 +120,11 @@ export function recordDecision(state: RolloutState, decision: Omit<Decision, 'se
   state.decisions.push(numbered);
   keepDecisionsBounded(state);
   return numbered;
+}
+
+export function recordEvent(state: RolloutState, event: OperatorEvent): void {
+  state.events.push(event);
+  if (state.events.length > EVENTS_KEPT) state.events.splice(0, state.events.length - EVENTS_KEPT);
 }
 
 function keepDecisionsBounded(state: RolloutState): void {
@@ -177,6 +188,7 @@ export function statusOf(state: RolloutState, page?: DecisionPageRequest): Rollo
       ...(nextBefore === undefined ? {} : { nextBefore }),
       earlier: state.earlierDecisions,
     },
+    events: state.events,
     startedAt: state.startedAt,
     updatedAt: state.updatedAt,
     spec,

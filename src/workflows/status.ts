@@ -70,6 +70,17 @@ export interface MetricsOutage {
   rollbackAt: string;
 }
 
+/** An operator action as the rollout received it: applied, or not applicable (signals only) and why. */
+export interface OperatorEvent {
+  at: string;
+  action: 'pause' | 'resume' | 'abort' | 'promote' | 'approve';
+  via: 'update' | 'signal';
+  by?: string;
+  reason?: string;
+  applied: boolean;
+  note: string;
+}
+
 export interface Outcome {
   result: FinalPhase;
   reason: string;
@@ -103,6 +114,8 @@ export interface RolloutStatus {
   decisions: Decision[];
   decisionPage: DecisionPage;
   metricsOutage?: MetricsOutage;
+  /** Operator actions received (the newest 50), applied or not. */
+  events: OperatorEvent[];
   startedAt: string;
   updatedAt: string;
   outcome?: Outcome;
