@@ -2,14 +2,14 @@
  * The REST API (design.md, "REST API (contract, v1)"): an Express app over one shared Temporal
  * client. `createApp` does no I/O of its own, so tests mount it on any port.
  */
-import express, { type Application, type Request } from 'express';
+import express, { type Application, type Request, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config';
 import { bearerAuth } from './auth';
-import { errorHandler, notFoundRoute, toApiError } from './errors';
+import { ApiError, bodyError, clip, errorHandler, notFoundRoute, toApiError, validate } from './errors';
 import { RolloutService } from './rollout-service';
-import { JSON_TYPES, rolloutsRouter } from './rollouts';
+import { JSON_TYPES, noQuery, rolloutsRouter } from './rollouts';
 
 export const BODY_LIMIT = '1mb';
 
@@ -39,7 +39,8 @@ export function createApp({ client, config, logger = pino({ level: 'silent' }), 
     next();
   });
 
-  app.get('/healthz', async (_req, res) => {
+  app.get('/healthz', async (req, res) => {
+    validate(noQuery, req.query, 'query');
     try {
       await client.connection.withDeadline(Date.now() + 2_000, () =>
         client.workflowService.describeNamespace({ namespace: config.namespace }),
@@ -57,12 +58,30 @@ export function createApp({ client, config, logger = pino({ level: 'silent' }), 
 
   const v1 = express.Router();
   if (config.apiToken) v1.use(bearerAuth(config.apiToken));
-  // JSON, also when sent as curl's default form type (`curl -d @spec.json`) or with no type.
-  v1.use(express.json({ limit: BODY_LIMIT, type: (req) => !req.headers['content-type'] || Boolean((req as Request).is(JSON_TYPES)) }));
+  v1.use(jsonOnly, jsonBody());
   v1.use('/rollouts', rolloutsRouter(service));
   app.use('/v1', v1);
 
   app.use(notFoundRoute);
   app.use(errorHandler(logger));
   return app;
+}
+
+/** A body in any other type is refused before it is read (no body, no type: nothing to refuse). */
+const jsonOnly: RequestHandler = (req, _res, next) => {
+  const type = req.headers['content-type'];
+  // `req.is` is null without a body, false for a body of another type.
+  const refused = type !== undefined && req.is(JSON_TYPES) === false;
+  next(refused ? new ApiError(415, 'unsupported_media_type', `content-type "${clip(type ?? '')}" is not accepted; send the body as JSON, with Content-Type: application/json`) : undefined);
+};
+
+/**
+ * JSON, also when sent as curl's default form type (`curl -d @spec.json`) or with no type. A
+ * body that cannot be read (corrupt gzip, bad charset...) is the client's error, never a 500.
+ */
+function jsonBody(): RequestHandler {
+  const parse = express.json({ limit: BODY_LIMIT, type: (req) => !req.headers['content-type'] || Boolean((req as Request).is(JSON_TYPES)) });
+  return (req, res, next) => {
+    parse(req, res, (err?: unknown) => next(err === undefined ? undefined : bodyError(err, req.headers['content-encoding'])));
+  };
 }

@@ -2,11 +2,11 @@
  * The API process: one Temporal connection and client, the Express app on API_HOST:API_PORT,
  * pino logs, and a graceful stop on SIGINT/SIGTERM (server first, then the connection).
  */
-import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createApp } from './app';
+import { listenApi } from './server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -15,15 +15,10 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.namespace });
   const app = createApp({ client, config, logger });
 
-  const server = app.listen(config.apiPort, config.apiHost);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
+  const api = await listenApi(app, { port: config.apiPort, host: config.apiHost });
   logger.info(
-    { url: `http://${config.apiHost}:${port}`, temporal: config.temporalAddress, namespace: config.namespace, auth: Boolean(config.apiToken) },
-    `API listening on http://${config.apiHost}:${port}`,
+    { url: api.url, temporal: config.temporalAddress, namespace: config.namespace, auth: Boolean(config.apiToken) },
+    `API listening on ${api.url}`,
   );
 
   let stopping = false;
@@ -31,21 +26,14 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping API');
-    const force = setTimeout(() => {
-      logger.warn('connections still open after 5s; closing them');
-      server.closeAllConnections();
-    }, 5_000);
-    force.unref();
-    server.close(() => {
-      connection
-        .close()
-        .catch((err) => logger.warn({ err }, 'closing the Temporal connection failed'))
-        .finally(() => {
-          logger.info('API stopped');
-          process.exit(0);
-        });
-    });
-    server.closeIdleConnections();
+    api
+      .close(5_000)
+      .then(() => connection.close())
+      .catch((err) => logger.warn({ err }, 'closing the Temporal connection failed'))
+      .finally(() => {
+        logger.info('API stopped');
+        process.exit(0);
+      });
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

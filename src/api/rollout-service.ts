@@ -6,6 +6,7 @@
 import {
   WorkflowFailedError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
@@ -35,8 +36,8 @@ import {
 import type { RolloutInput, rollout } from '../workflows/rollout';
 import { CanaryWeight, RolloutPhase, RolloutTarget } from '../workflows/search-attributes';
 import { newRolloutState, statusOf } from '../workflows/state';
-import { FINAL_PHASES, isFinal, type Phase, type RolloutStatus, type RolloutSummary } from '../workflows/status';
-import { ApiError, isDeadlineExceeded } from './errors';
+import { FINAL_PHASES, isFinal, withDecisionPage, type DecisionPageRequest, type Phase, type RolloutStatus, type RolloutSummary } from '../workflows/status';
+import { ApiError, isDeadlineExceeded, workflowTaskFailing } from './errors';
 
 export const PHASES: readonly Phase[] = ['progressing', 'paused', 'awaiting_approval', 'rolling_back', ...FINAL_PHASES];
 
@@ -128,23 +129,25 @@ export class RolloutService {
   }
 
   /** The rollout's current status: from the workflow while it runs, from its end once closed. */
-  async get(workflowId: string, runId?: string): Promise<RolloutStatus> {
+  async get(workflowId: string, runId?: string, page: DecisionPageRequest = {}): Promise<RolloutStatus> {
+    // A running rollout pages its own answer; a closed one's result is paged here (and paging a page again changes nothing).
+    return withDecisionPage(await this.currentStatus(workflowId, runId, page), page);
+  }
+
+  private async currentStatus(workflowId: string, runId: string | undefined, page: DecisionPageRequest): Promise<RolloutStatus> {
     let description = await this.describe(workflowId, runId);
     if (description.status.name === 'RUNNING') {
       const handle = this.client.workflow.getHandle<typeof rollout>(workflowId, description.runId);
       try {
         const status = await this.client.connection.withDeadline(Date.now() + this.queryTimeoutMs, () =>
-          handle.query(statusQuery),
+          handle.query(statusQuery, page),
         );
         return this.withLinks(status, description.runId);
       } catch (err) {
         // Closed in the meantime, or no worker answering: say what visibility knows.
         description = await this.describe(workflowId, description.runId);
         if (description.status.name === 'RUNNING') {
-          const reason = isDeadlineExceeded(err) || isDeadlineExceeded((err as { cause?: unknown }).cause)
-            ? `no worker answered the status query within ${this.queryTimeoutMs} ms`
-            : `the status query failed: ${(err as Error).message}`;
-          return { ...(await this.statusFromDescription(description)), stale: reason };
+          return { ...(await this.statusFromDescription(description)), stale: this.staleReason(description, err) };
         }
       }
     }
@@ -182,6 +185,11 @@ export class RolloutService {
         const now = await this.describe(workflowId, description.runId);
         if (now.status.name !== 'RUNNING') throw await this.notApplicableAfterClose(action, now);
       }
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+        // Temporal refuses updates only from the third failed task attempt on; before, they wait.
+        const attempt = (await this.describe(workflowId, description.runId)).raw.pendingWorkflowTask?.attempt ?? 0;
+        if (attempt > 1) throw workflowTaskFailing(`the ${action} waited ${this.updateTimeoutMs} ms; the workflow task is on attempt ${attempt}`);
+      }
       throw err;
     }
   }
@@ -197,6 +205,21 @@ export class RolloutService {
       if (err instanceof WorkflowNotFoundError) throw notFound(workflowId);
       throw err;
     }
+  }
+
+  /** Why the status comes from visibility: a failing workflow task is told apart from a silent worker. */
+  private staleReason(description: WorkflowExecutionDescription, err: unknown): string {
+    const attempt = description.raw.pendingWorkflowTask?.attempt ?? 0;
+    if (attempt > 1) {
+      return (
+        `the rollout's workflow task is failing or timing out on the worker (attempt ${attempt}), so it cannot answer: ` +
+        'see its history in the Temporal UI, then fix or roll back the worker, or terminate the rollout'
+      );
+    }
+    if (isDeadlineExceeded(err) || isDeadlineExceeded((err as { cause?: unknown }).cause)) {
+      return `no worker answered the status query within ${this.queryTimeoutMs} ms`;
+    }
+    return `the status query failed: ${(err as Error).message}`;
   }
 
   private async notApplicableAfterClose(action: Action, description: WorkflowExecutionDescription): Promise<ApiError> {

@@ -1,24 +1,41 @@
 /** The /v1/rollouts routes: HTTP in, RolloutService calls, HTTP out. */
-import { Router, type Request } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { parseRolloutSpec } from '../spec';
-import { TARGET_PATTERN } from '../spec/patterns';
-import { ApiError } from './errors';
+import { TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
+import { rolloutWorkflowId } from '../workflows/messages';
+import { ApiError, invalidInput, validate } from './errors';
 import { ACTIONS, PHASES, isPhase, type Action, type RolloutService } from './rollout-service';
 
+/** A query value; an array (`?x=1&x=2`) means the parameter was repeated. */
+const once = (name: string) => z.string({ error: `${name} must be given once, as a single value` });
+
+/** Routes that take no query parameters still refuse them, so a typo is not silently ignored. */
+export const noQuery = z.strictObject({});
+
 const listQuery = z.strictObject({
-  target: z.string().regex(TARGET_PATTERN, 'target must be a rollout target name').optional(),
-  phase: z.string().refine(isPhase, `phase must be one of ${PHASES.join(', ')}`).optional(),
-  limit: z.coerce
-    .number({ error: 'limit must be a number' })
-    .int('limit must be a whole number')
-    .min(1, 'limit must be between 1 and 1000')
-    .max(1000, 'limit must be between 1 and 1000')
+  target: once('target').regex(TARGET_PATTERN, `target must be ${TARGET_RULE}`).optional(),
+  phase: once('phase').refine(isPhase, `phase must be one of ${PHASES.join(', ')}`).optional(),
+  limit: once('limit')
+    .regex(/^[0-9]{1,4}$/, 'limit must be a whole number between 1 and 1000')
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 1000, 'limit must be a whole number between 1 and 1000')
     .optional(),
 });
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const wholeNumber = (name: string, max: number) =>
+  once(name)
+    .regex(/^[0-9]{1,9}$/, `${name} must be a whole number between 1 and ${max}`)
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= max, `${name} must be a whole number between 1 and ${max}`);
+
 const getQuery = z.strictObject({
-  runId: z.string().regex(/^[0-9a-f-]{1,64}$/i, 'runId must be a Temporal run id').optional(),
+  runId: once('runId').regex(UUID, 'runId must be a Temporal run id: a UUID such as 0190f3c4-9b2e-7c3a-8f5d-2e4b6a8c0d1e').optional(),
+  /** Page of decisions: the newest `decisions` with `seq` below `before` (a decision's seq; `decisionPage.nextBefore`). */
+  decisions: wholeNumber('decisions', 1000).optional(),
+  before: wholeNumber('before', 999_999_999).optional(),
 });
 
 const abortBody = z.strictObject(
@@ -26,26 +43,35 @@ const abortBody = z.strictObject(
   { error: 'the body must be a JSON object such as {"reason": "..."}' },
 );
 
+/** The other actions take no arguments: no body, or `{}`. */
+const emptyBody = z.strictObject({}, { error: 'the body must be empty or {}' });
+
 /** Bodies read as JSON: JSON itself, and curl's default for `-d` (form type) holding JSON. */
 export const JSON_TYPES = ['application/json', 'application/x-www-form-urlencoded'];
 
+const ID_PREFIX = rolloutWorkflowId('');
+
+/** Every rollout id is the target's workflow id; anything else cannot name a rollout. */
+function checkId(id: string): string {
+  if (id.startsWith(ID_PREFIX) && TARGET_PATTERN.test(id.slice(ID_PREFIX.length))) return id;
+  throw invalidInput('invalid_request', 'invalid rollout id', [
+    { path: 'id', message: `id must be "${ID_PREFIX}" followed by the target, ${TARGET_RULE}` },
+  ]);
+}
+
 export function rolloutsRouter(service: RolloutService): Router {
   const router = Router();
+  router.use(checkPathEscapes(['id', 'action']));
 
   router.post('/', async (req, res) => {
-    if (req.headers['content-type'] && !req.is(JSON_TYPES)) {
-      throw new ApiError(415, 'unsupported_media_type', 'send the rollout spec as JSON, with Content-Type: application/json');
-    }
+    validate(noQuery, req.query, 'query');
     const parsed = parseRolloutSpec(req.body);
-    if (!parsed.ok) {
-      const summary = parsed.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-      throw new ApiError(400, 'invalid_spec', `invalid rollout spec: ${summary}`, parsed.issues);
-    }
+    if (!parsed.ok) throw invalidInput('invalid_spec', 'invalid rollout spec', parsed.issues);
     res.status(201).json(await service.start(parsed.spec));
   });
 
   router.get('/', async (req, res) => {
-    const query = validate(listQuery, req.query, 'invalid query');
+    const query = validate(listQuery, req.query, 'query');
     const rollouts = await service.list({
       ...(query.target ? { target: query.target } : {}),
       ...(query.phase && isPhase(query.phase) ? { phase: query.phase } : {}),
@@ -55,8 +81,9 @@ export function rolloutsRouter(service: RolloutService): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    const { runId } = validate(getQuery, req.query, 'invalid query');
-    res.json(await service.get(req.params.id, runId));
+    const id = checkId(req.params.id);
+    const { runId, decisions, before } = validate(getQuery, req.query, 'query');
+    res.json(await service.get(id, runId, { ...(decisions ? { limit: decisions } : {}), ...(before ? { before } : {}) }));
   });
 
   router.post('/:id/:action', async (req, res) => {
@@ -64,21 +91,40 @@ export function rolloutsRouter(service: RolloutService): Router {
     if (!isAction(action)) {
       throw new ApiError(404, 'not_found', `no action "${action}"; actions are ${ACTIONS.join(', ')}`);
     }
-    const body = action === 'abort' && hasBody(req) ? validate(abortBody, req.body, 'invalid abort request') : {};
-    res.status(202).json(await service.act(action, req.params.id, body));
+    const id = checkId(req.params.id);
+    validate(noQuery, req.query, 'query');
+    const body = hasBody(req) ? validate(action === 'abort' ? abortBody : emptyBody, req.body, 'body') : {};
+    res.status(202).json(await service.act(action, id, body));
   });
 
   return router;
 }
 
-function validate<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    path: issue.path.map(String).join('.') || '(root)',
-    message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
-  }));
-  throw new ApiError(400, 'invalid_request', `${what}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+/**
+ * Express 5 answers a malformed `%` escape in a path parameter with a bare URIError (a 500 by
+ * default); this names the parameter instead, before the router tries to decode it.
+ */
+function checkPathEscapes(names: readonly string[]): RequestHandler {
+  return (req, _res, next) => {
+    const issues = req.path
+      .split('/')
+      .slice(1)
+      .flatMap((segment, i) => {
+        if (decodes(segment)) return [];
+        const name = names[i] ?? 'path';
+        return [{ path: name, message: `${name} has a malformed percent-escape; "%" must be followed by two hex digits of UTF-8 (escape "%" itself as %25)` }];
+      });
+    next(issues.length > 0 ? invalidInput('invalid_request', 'invalid URL path', issues) : undefined);
+  };
+}
+
+function decodes(segment: string): boolean {
+  try {
+    decodeURIComponent(segment);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Express leaves `req.body` undefined when no JSON body was sent. */

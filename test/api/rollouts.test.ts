@@ -2,20 +2,24 @@
  * The REST API contract (design.md, "REST API (contract, v1)") over real HTTP, against a real
  * Temporal dev server and a real worker running the rollout workflow (recording adapters).
  */
+import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { RolloutSpecInput } from '../../src/spec';
-import { createApp } from '../../src/api/app';
+import { ACTIONS } from '../../src/api/rollout-service';
+import type { ApiServer } from '../../src/api/server';
 import type { RolloutStatus, RolloutSummary } from '../../src/workflows/status';
 import { CanaryWeight, RolloutPhase, RolloutTarget } from '../../src/workflows/search-attributes';
 import { ScriptedMetrics, failing, startDevServer, startTestWorker, uniqueTaskQueue, type TestWorker } from '../helpers/dev-server';
-import { eventually, listen, request, type Listening } from '../helpers/http';
+import { eventually, request } from '../helpers/http';
+import { serveApi } from './support';
 
 const UI = 'http://temporal-ui.test:8233';
 const RUN_ID = '[0-9a-f-]{36}';
 
 let env: TestWorkflowEnvironment;
 let worker: TestWorker;
-let api: Listening;
+let api: ApiServer;
 const cleanups: Array<() => Promise<void>> = [];
 
 let counter = 0;
@@ -37,16 +41,36 @@ function spec(target: string, overrides: Partial<RolloutSpecInput> = {}): Rollou
 }
 const hold = { steps: [{ weight: 10, bake: '30s' }, { weight: 100 }] };
 
-async function appOn(taskQueue: string, extra: { apiToken?: string; queryTimeoutMs?: number; updateTimeoutMs?: number } = {}): Promise<Listening> {
+/** The app behind the server main.ts runs, on 127.0.0.1:0. */
+async function appOn(taskQueue: string, extra: { apiToken?: string; queryTimeoutMs?: number; updateTimeoutMs?: number } = {}): Promise<ApiServer> {
   const { apiToken, ...timeouts } = extra;
-  const app = createApp({
+  const server = await serveApi({
     client: env.client,
     config: { namespace: env.namespace ?? 'default', taskQueue, temporalUiUrl: UI, ...(apiToken ? { apiToken } : {}) },
     ...timeouts,
   });
-  const listening = await listen(app);
-  cleanups.push(() => listening.close());
-  return listening;
+  cleanups.push(() => server.close());
+  return server;
+}
+
+/**
+ * A worker on its own task queue whose every `rollout` workflow task fails
+ * (test/api/fixtures/broken-workflow.ts), as a bug in a deployed worker would.
+ */
+async function startBrokenWorker(): Promise<string> {
+  const taskQueue = uniqueTaskQueue('broken');
+  const noop = () => undefined;
+  const workflowBundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./fixtures/broken-workflow'),
+    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: console.error },
+  });
+  const broken = await Worker.create({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, workflowBundle });
+  const running = broken.run();
+  cleanups.push(async () => {
+    broken.shutdown();
+    await running;
+  });
+  return taskQueue;
 }
 
 const get = (path: string, base = api.url) => request(base, 'GET', path);
@@ -361,6 +385,74 @@ describe('GET /v1/rollouts/:id', () => {
     expect(paused.status).toBe(504);
     expect(paused.body.error.code).toBe('timeout');
     await env.client.workflow.getHandle(id).terminate('test cleanup');
+  });
+});
+
+describe('GET /v1/rollouts/:id?runId=', () => {
+  it('reads the run given by runId; a run id of no run of this rollout is 404', async () => {
+    const { id, links } = await startRollout(spec(uniqueTarget(), hold));
+    const runId = links!.temporalUi.split('/').at(-2)!;
+    const res = await get(`/v1/rollouts/${id}?runId=${runId}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id, links: { temporalUi: links!.temporalUi } });
+    const other = await get(`/v1/rollouts/${id}?runId=${randomUUID()}`);
+    expect(other.status).toBe(404);
+    expect(other.body.error.code).toBe('not_found');
+    expect((await post(`/v1/rollouts/${id}/abort`)).status).toBe(202);
+  });
+});
+
+describe('GET /v1/rollouts/:id?decisions=&before=', () => {
+  it('pages decisions, newest first, with a cursor — running and closed alike', async () => {
+    const { id } = await startRollout(spec(uniqueTarget(), hold));
+    await eventually(async () => (((await get(`/v1/rollouts/${id}`)).body as RolloutStatus).decisions.length >= 3 ? true : undefined), 20_000);
+    const page = (await get(`/v1/rollouts/${id}?decisions=2`)).body as RolloutStatus;
+    expect(page.decisions).toHaveLength(2);
+    expect(page.decisionPage.nextBefore).toBe(page.decisions[0]!.seq);
+    const older = (await get(`/v1/rollouts/${id}?decisions=1&before=${page.decisionPage.nextBefore}`)).body as RolloutStatus;
+    expect(older.decisions.map((d) => d.seq)).toEqual([page.decisions[0]!.seq - 1]);
+    const bad = await get(`/v1/rollouts/${id}?decisions=0`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.issues).toEqual([expect.objectContaining({ path: 'decisions' })]);
+
+    expect((await post(`/v1/rollouts/${id}/abort`)).status).toBe(202);
+    const closed = await waitForPhase(id, ['aborted']);
+    const closedPage = (await get(`/v1/rollouts/${id}?decisions=1`)).body as RolloutStatus;
+    expect(closedPage.decisions).toEqual([closed.decisions.at(-1)]);
+    expect(closedPage.decisionPage).toMatchObject({ total: closed.decisions.length, nextBefore: closed.decisions.at(-1)!.seq });
+  });
+});
+
+describe('a rollout whose workflow task keeps failing', () => {
+  it('answers every action 503 workflow_task_failing and GET 200 stale saying why, never 500', async () => {
+    const base = (await appOn(await startBrokenWorker(), { queryTimeoutMs: 1_000, updateTimeoutMs: 2_000 })).url;
+    const { id } = await startRollout(spec(uniqueTarget('broken'), hold), base);
+    const handle = env.client.workflow.getHandle(id);
+    const attempt = (n: number) =>
+      eventually(async () => (((await handle.describe()).raw.pendingWorkflowTask?.attempt ?? 0) >= n ? true : undefined), 60_000, `workflow task attempt ${n}`);
+
+    // Retried once: an update waits (Temporal admits it) and times out, told apart from a silent worker.
+    await attempt(2);
+    const early = await post(`/v1/rollouts/${id}/pause`, undefined, base);
+    expect({ status: early.status, code: early.body.error?.code }).toEqual({ status: 503, code: 'workflow_task_failing' });
+
+    // From the third attempt Temporal refuses updates at once: FAILED_PRECONDITION.
+    await attempt(3);
+    for (const action of ACTIONS) {
+      const res = await post(`/v1/rollouts/${id}/${action}`, action === 'abort' ? { reason: 'worker is broken' } : undefined, base);
+      expect({ action, status: res.status, code: res.body.error?.code }).toEqual({ action, status: 503, code: 'workflow_task_failing' });
+      expect(res.body.error.message).toContain('Workflow Task in failed state');
+      expect(res.body.error.message).toContain('terminate the rollout');
+    }
+    const status = await get(`/v1/rollouts/${id}`, base);
+    expect(status.status).toBe(200);
+    expect(status.body).toMatchObject({ id, phase: 'progressing', stale: expect.stringContaining("the rollout's workflow task is failing") });
+
+    // What the message advises: terminate. Then it reads as failed, and actions are 409.
+    await handle.terminate('test: the worker is broken');
+    const ended = await get(`/v1/rollouts/${id}`, base);
+    expect(ended.body).toMatchObject({ id, phase: 'failed' });
+    expect((await post(`/v1/rollouts/${id}/pause`, undefined, base)).status).toBe(409);
   });
 });
 
