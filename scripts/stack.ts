@@ -2,11 +2,20 @@
  * The embedded stack as an importable function, shared by `npm run serve` (scripts/serve.ts)
  * and `npm start` (scripts/start.ts):
  *
- *   1. a Temporal dev server (SQLite in $DATA_DIR, UI, our search attributes) unless
+ *   1. the gateway (once src/gateway/main.ts exists) — the data plane, first, since it needs
+ *      nothing else to serve its persisted routes;
+ *   2. a Temporal dev server (SQLite in $DATA_DIR, UI, our search attributes) unless
  *      TEMPORAL_ADDRESS names a cluster, and waits until it answers;
- *   2. the gateway (once src/gateway/main.ts exists), the worker and the API, as child processes;
- *   3. `ready` settles once the API answers. `stop()` stops the children (Temporal last); when a
- *      child dies on its own, the others are stopped and `exited` resolves with 1.
+ *   3. the worker and the API, as child processes; `ready` settles once the API answers.
+ *
+ * Supervision: a child that exits on its own is restarted, the others keep running (the gateway
+ * keeps serving while Temporal, the worker or the API are down). Restarts back off exponentially
+ * (0.5 s doubling to 30 s; back to 0.5 s once a process stayed up 60 s); the dev server comes back
+ * on the same SQLite file and ports, so rollouts continue; once it answers again, a worker or API
+ * waiting for its restart is started at once. The stack gives up (stops the others, `exited`
+ * resolves with 1) only before it was ever ready, when a child cannot be spawned at all
+ * (ENOENT, EACCES) or exits `bootFailureLimit` (3) times. `stop()` stops the children (Temporal
+ * last); no restart is scheduled or started once it began.
  *
  * The stack installs no signal handlers and never exits the process: its caller does both.
  *
@@ -22,18 +31,45 @@ import { loadConfig, type Config } from '../src/config';
 import { PROJECT_ROOT, requireTemporalBinary } from '../src/temporal-bin';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../src/workflows/search-attributes';
 
+/** One supervised child: the entry stays, its process is replaced on each restart. */
 export interface StackChild {
   name: string;
+  /** The current (or last) process. */
   process: ChildProcess;
+  /** Resolves once the current process has exited. */
   exited: Promise<void>;
+  /** The current process has exited (a restart may be pending). */
   done: boolean;
+  /** How many times the child was restarted. */
+  restarts: number;
 }
+
+/** How the stack restarts a child that exited on its own. */
+export interface RestartPolicy {
+  /** Delay before the first restart (after a process that stayed up `stableAfterMs`, again). */
+  initialDelayMs: number;
+  /** The delay doubles per consecutive early exit, up to this. */
+  maxDelayMs: number;
+  /** A process that stayed up this long was healthy: its next restart waits `initialDelayMs`. */
+  stableAfterMs: number;
+  /** Before the stack was ever ready, this many exits of one child make the stack give up. */
+  bootFailureLimit: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  stableAfterMs: 60_000,
+  bootFailureLimit: 3,
+};
 
 export interface StackOptions {
   /** Prefix of the stack's own log lines: `[name] ...` (default `serve`). */
   name?: string;
   /** The environment read for settings and passed to the children (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Overrides of DEFAULT_RESTART_POLICY. */
+  restart?: Partial<RestartPolicy>;
 }
 
 export interface Stack {
@@ -45,9 +81,12 @@ export interface Stack {
   /** Set when the gateway is part of the stack. */
   gatewayUrl?: string;
   children: StackChild[];
-  /** Resolves once the API answers; rejects when the stack stopped (or failed) before that. */
+  /** Resolves once the API answers; rejects when the stack stopped (or gave up) before that. */
   ready: Promise<void>;
-  /** Resolves with the exit code the process should use, once every child has stopped. */
+  /**
+   * Resolves with the exit code the process should use, once every child has stopped: after
+   * stop(), or with 1 when the stack gave up (a child could not start during boot).
+   */
   exited: Promise<number>;
   stopping(): boolean;
   /** Stops the children, newest first, Temporal last. Idempotent; resolves with the exit code. */
@@ -55,6 +94,22 @@ export interface Stack {
   /** The stack's `ready` block: URLs of the API, Temporal UI, gateway, data directory. */
   readyLines(): string[];
   log(message: string): void;
+}
+
+interface Supervised extends StackChild {
+  command: string;
+  args: string[];
+  /** In a process group of its own: signals to the stack's group (a terminal's Ctrl-C) miss it. */
+  ownGroup: boolean;
+  /** Spawns so far (also tells a restarted process from the one a callback saw). */
+  generation: number;
+  startedAt: number;
+  /** Early exits in a row (reset once a process stayed up `stableAfterMs`). */
+  consecutiveFailures: number;
+  /** Exits before the stack was ever ready. */
+  bootFailures: number;
+  /** A pending restart. */
+  timer?: NodeJS.Timeout;
 }
 
 export function portFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -65,8 +120,17 @@ export function portFrom(env: NodeJS.ProcessEnv, name: string, fallback: number)
   return port;
 }
 
+/** The delay before a restart, in ms, after `consecutiveFailures` early exits in a row (0 = first). */
+export function restartDelayMs(policy: RestartPolicy, consecutiveFailures: number): number {
+  return Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** consecutiveFailures);
+}
+
+/** Spawn errors that no retry can fix. */
+const PERMANENT_SPAWN_ERRORS = new Set(['ENOENT', 'EACCES', 'ENOEXEC', 'ENOTDIR']);
+
 export function startStack(options: StackOptions = {}): Stack {
   const prefix = options.name ?? 'serve';
+  const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restart };
   const log = (message: string) => void process.stdout.write(`[${prefix}] ${message}\n`);
   const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
   const dataDir = resolve(env.DATA_DIR || '.data');
@@ -81,37 +145,27 @@ export function startStack(options: StackOptions = {}): Stack {
   const gatewayMain = join(PROJECT_ROOT, 'src/gateway/main.ts');
   const withGateway = existsSync(gatewayMain);
 
-  const children: StackChild[] = [];
+  const children: Supervised[] = [];
   let stopping = false;
+  let everReady = false;
   let stopped: Promise<number> | undefined;
   let resolveExited: (code: number) => void = () => undefined;
   const exited = new Promise<number>((r) => (resolveExited = r));
 
-  function start(name: string, command: string, args: string[]): void {
-    const child = spawn(command, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const entry: StackChild = { name, process: child, done: false, exited: Promise.resolve() };
-    entry.exited = new Promise<void>((resolveExit) => {
-      child.once('error', (err) => {
-        log(`${name} could not start: ${err.message}`);
-        entry.done = true;
-        resolveExit();
-        void stop(`${name} failed to start`, 1);
-      });
-      child.once('exit', (code, signal) => {
-        entry.done = true;
-        resolveExit();
-        if (stopping) return;
-        log(`${name} exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}); stopping the others`);
-        void stop(`${name} exited`, 1);
-      });
-    });
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      const out = stream === child.stderr ? process.stderr : process.stdout;
-      createInterface({ input: stream }).on('line', (line) => out.write(`[${name}] ${line}\n`));
-    }
+  function start(name: string, command: string, args: string[], ownGroup = false): void {
+    const entry: Supervised = {
+      name, command, args, ownGroup,
+      process: undefined as unknown as ChildProcess, // set by launch()
+      exited: Promise.resolve(),
+      done: true,
+      restarts: 0,
+      generation: 0,
+      startedAt: 0,
+      consecutiveFailures: 0,
+      bootFailures: 0,
+    };
     children.push(entry);
-    log(`started ${name} (pid ${child.pid})`);
+    launch(entry);
   }
 
   /** Spawns a TypeScript entry point with tsx, in one Node process (no tsx wrapper process). */
@@ -119,9 +173,99 @@ export function startStack(options: StackOptions = {}): Stack {
     start(name, process.execPath, ['--import', 'tsx', file]);
   }
 
+  function launch(entry: Supervised): void {
+    const { name } = entry;
+    const child = spawn(entry.command, entry.args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: entry.ownGroup });
+    entry.process = child;
+    entry.done = false;
+    entry.generation += 1;
+    entry.startedAt = Date.now();
+    let settled = false;
+    entry.exited = new Promise<void>((resolveExit) => {
+      const settle = (how: string, spawnError?: NodeJS.ErrnoException) => {
+        if (settled) return;
+        settled = true;
+        entry.done = true;
+        resolveExit();
+        onExit(entry, how, spawnError);
+      };
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        // Without a pid the process never ran; otherwise (a failed kill) it is still there.
+        if (child.pid === undefined) settle(err.message, err);
+        else log(`${name}: ${err.message}`);
+      });
+      child.once('exit', (code, signal) => settle(signal ? `signal ${signal}` : `code ${code}`));
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      const out = stream === child.stderr ? process.stderr : process.stdout;
+      createInterface({ input: stream }).on('line', (line) => out.write(`[${name}] ${line}\n`));
+    }
+    if (child.pid !== undefined) log(`started ${name} (pid ${child.pid})`);
+    if (name === 'temporal' && entry.generation > 1) void watchTemporalRecovery(entry);
+  }
+
+  /** A child exited (or could not be spawned) while the stack was not stopping: restart it, or give up. */
+  function onExit(entry: Supervised, how: string, spawnError?: NodeJS.ErrnoException): void {
+    if (stopping) return;
+    const { name } = entry;
+    const what = spawnError ? `could not start (${how})` : `exited unexpectedly (${how})`;
+    if (!everReady) {
+      entry.bootFailures += 1;
+      const permanent = spawnError?.code !== undefined && PERMANENT_SPAWN_ERRORS.has(spawnError.code);
+      if (permanent || entry.bootFailures >= policy.bootFailureLimit) {
+        const times = permanent ? '' : ` ${entry.bootFailures} times`;
+        log(`${name} ${what}${times} before the stack was ready; giving up`);
+        void stop(`${name} cannot start`, 1);
+        return;
+      }
+    }
+    if (Date.now() - entry.startedAt >= policy.stableAfterMs) entry.consecutiveFailures = 0;
+    const delay = restartDelayMs(policy, entry.consecutiveFailures);
+    entry.consecutiveFailures += 1;
+    entry.restarts += 1;
+    log(`${name} ${what}; restarting in ${delay / 1000}s (restart ${entry.restarts})`);
+    scheduleRestart(entry, delay);
+  }
+
+  function scheduleRestart(entry: Supervised, delay: number): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (!stopping) launch(entry);
+    }, delay);
+  }
+
+  /**
+   * After a restart of the dev server: once it answers, says so, and starts at once a worker or
+   * API that is waiting out its backoff (they exit when Temporal is gone for long).
+   */
+  async function watchTemporalRecovery(entry: Supervised): Promise<void> {
+    const generation = entry.generation;
+    const since = entry.startedAt;
+    while (!stopping && entry.generation === generation && !entry.done) {
+      if (await temporalAnswers()) {
+        if (stopping || entry.generation !== generation) return;
+        log(`Temporal is ready again at ${config.temporalAddress} (${((Date.now() - since) / 1000).toFixed(1)}s after its restart)`);
+        for (const other of children) {
+          if (other === entry || other.name === 'gateway' || !other.timer) continue;
+          log(`starting ${other.name} now that Temporal answers`);
+          other.consecutiveFailures = 0;
+          scheduleRestart(other, 0);
+        }
+        return;
+      }
+      await sleep(300);
+    }
+  }
+
   function stop(reason: string, exitCode = 0): Promise<number> {
     stopped ??= (async () => {
       stopping = true;
+      for (const child of children) {
+        clearTimeout(child.timer);
+        child.timer = undefined;
+      }
       log(`stopping (${reason})`);
       const temporal = children.filter((c) => c.name === 'temporal');
       const others = children.filter((c) => c.name !== 'temporal').reverse();
@@ -147,36 +291,48 @@ export function startStack(options: StackOptions = {}): Stack {
     clearTimeout(timer);
   }
 
+  /** Whether the server answers for our namespace (with `check`, also looks at our search attributes). */
+  async function temporalAnswers(check?: (connection: Connection) => Promise<void>): Promise<boolean> {
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: 2_000 });
+      await connection.workflowService.describeNamespace({ namespace: config.namespace });
+      await check?.(connection);
+      return true;
+    } catch (err) {
+      lastTemporalError = err;
+      return false;
+    } finally {
+      await connection?.close().catch(() => undefined);
+    }
+  }
+  let lastTemporalError: unknown;
+
+  async function checkSearchAttributes(connection: Connection): Promise<void> {
+    const { namespace } = config;
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.keys(SEARCH_ATTRIBUTE_REGISTRATIONS).filter((name) => !customAttributes?.[name]);
+    if (missing.length === 0) return;
+    const hint = missing
+      .map((n) => `temporal operator search-attribute create --namespace ${namespace} --name ${n} --type ${SEARCH_ATTRIBUTE_REGISTRATIONS[n]}`)
+      .join('\n  ');
+    log(`warning: search attributes ${missing.join(', ')} are not registered in namespace ${namespace}; ` +
+      `rollouts will fail to start until an operator registers them:\n  ${hint}`);
+  }
+
   /** Waits until the server answers for the namespace, and checks our search attributes. */
   async function waitForTemporal(): Promise<boolean> {
-    const { temporalAddress: address, namespace } = config;
     const deadline = Date.now() + (localTemporal ? 60_000 : 30_000);
-    let lastError: unknown;
     while (!stopping && Date.now() < deadline) {
-      let connection: Connection | undefined;
-      try {
-        connection = await Connection.connect({ address, connectTimeout: 2_000 });
-        await connection.workflowService.describeNamespace({ namespace });
-        const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
-        const missing = Object.keys(SEARCH_ATTRIBUTE_REGISTRATIONS).filter((name) => !customAttributes?.[name]);
-        if (missing.length > 0) {
-          const hint = missing
-            .map((n) => `temporal operator search-attribute create --namespace ${namespace} --name ${n} --type ${SEARCH_ATTRIBUTE_REGISTRATIONS[n]}`)
-            .join('\n  ');
-          log(`warning: search attributes ${missing.join(', ')} are not registered in namespace ${namespace}; ` +
-            `rollouts will fail to start until an operator registers them:\n  ${hint}`);
-        }
-        log(`Temporal is ready at ${address}`);
+      if (await temporalAnswers(checkSearchAttributes)) {
+        log(`Temporal is ready at ${config.temporalAddress}`);
         return true;
-      } catch (err) {
-        lastError = err;
-        await sleep(300);
-      } finally {
-        await connection?.close().catch(() => undefined);
       }
+      await sleep(300);
     }
     if (stopping) return false;
-    log(`Temporal at ${address} did not answer: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+    const why = lastTemporalError instanceof Error ? lastTemporalError.message : String(lastTemporalError);
+    log(`Temporal at ${config.temporalAddress} did not answer: ${why}`);
     await stop('Temporal unavailable', 1);
     return false;
   }
@@ -199,6 +355,10 @@ export function startStack(options: StackOptions = {}): Stack {
   }
 
   async function boot(): Promise<void> {
+    // ---- the gateway (data plane) first: it serves its persisted routes without the rest ----
+    if (withGateway) startTs('gateway', gatewayMain);
+    else log('src/gateway/main.ts not found: running without the gateway');
+
     if (localTemporal) {
       const args = [
         'server', 'start-dev',
@@ -212,21 +372,32 @@ export function startStack(options: StackOptions = {}): Stack {
         ...(config.namespace !== 'default' ? ['--namespace', config.namespace] : []),
       ];
       log(`starting Temporal dev server on ${config.temporalAddress} (UI ${config.temporalUiUrl}, data ${dataDir})`);
-      start('temporal', requireTemporalBinary('temporal'), args);
+      // Its own process group: a Ctrl-C in the terminal reaches the others and the stack at once,
+      // but the dev server only through stop(), after the others (a worker whose server died
+      // under it hangs in its shutdown). serve.ts / start.ts stop the stack on SIGHUP as well, and
+      // an exiting stack kills what is left (below), so it is not left behind.
+      start('temporal', requireTemporalBinary('temporal'), args, true);
     } else {
       log(`using the Temporal cluster at ${config.temporalAddress} (namespace ${config.namespace}); no dev server started`);
     }
     if (!(await waitForTemporal())) throw new Error('the stack stopped before Temporal was ready');
-
-    // ---- the gateway (data plane): spawned only once its entry point exists ----
-    if (withGateway) startTs('gateway', gatewayMain);
-    else log('src/gateway/main.ts not found: running without the gateway');
+    if (stopping) throw new Error('the stack stopped before Temporal was ready');
 
     startTs('worker', join(PROJECT_ROOT, 'src/worker.ts'));
     startTs('api', join(PROJECT_ROOT, 'src/api/main.ts'));
 
     if (!(await waitForHttp(`${apiUrl}/healthz`, 60_000))) throw new Error('the stack stopped before the API was ready');
+    if (stopping) throw new Error('the stack stopped before the API was ready');
+    everReady = true;
   }
+
+  // Last resort when the stack's process exits without stop() (an uncaught error, process.exit):
+  // no child outlives it. (A SIGKILL of the stack cannot be caught: the children survive that.)
+  const killLeftovers = () => {
+    for (const child of children) if (!child.done) child.process.kill('SIGKILL');
+  };
+  process.once('exit', killLeftovers);
+  void exited.then(() => process.removeListener('exit', killLeftovers));
 
   const ready = boot().catch(async (err: unknown) => {
     if (!stopping) {

@@ -46,7 +46,10 @@ function main(): void {
   };
   process.on('SIGINT', () => void stopAll('SIGINT', 0));
   process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
-  // A child died on its own: the stack stopped the others; stop the show and leave with its code.
+  // The terminal went away: the stack's dev server runs in a process group of its own and would not hear it.
+  process.on('SIGHUP', () => void stopAll('SIGHUP', 0));
+  // The stack gave up (a child could not start during boot) and stopped the others: stop the show
+  // and leave with its code. (A child that dies later is restarted by the stack; the show goes on.)
   void stack.exited.then(async (code) => {
     quitting = true;
     await show?.stop();
