@@ -32,6 +32,8 @@ export async function createWorker(
     taskQueue: config.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
     activities: createActivities(deps),
+    // A graceful shutdown needs the server; while Temporal is down it would wait forever.
+    shutdownForceTime: '10s',
     ...options,
   });
 }

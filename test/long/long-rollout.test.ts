@@ -55,4 +55,4 @@ test(`${CHECKS} checks: status, continue-as-new and abort stay within Temporal's
     expect(router.splits().slice(-2)).toEqual(['100/0', '100']);
     expect(JSON.stringify(result).length).toBeLessThan(512 * 1024);
   }, { historyLimit });
-}, 600_000);
+}, 1_500_000);
