@@ -16,6 +16,8 @@ export interface AdminContext {
   metrics: GatewayMetrics;
   adminToken?: string;
   logger: Logger;
+  /** Longest silence inside a request body (0: no limit). */
+  bodyIdleTimeoutMs: number;
 }
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
@@ -58,10 +60,11 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, pat
     if (method === 'PUT') {
       let body: unknown;
       try {
-        body = await readJson(req);
+        body = await readJson(req, undefined, ctx.bodyIdleTimeoutMs);
       } catch (err) {
-        if (err instanceof BodyError) return sendError(res, err.status, err.code, err.message);
-        throw err;
+        if (!(err instanceof BodyError)) throw err;
+        if (err.status === 408) ctx.metrics.clientError('body_idle_timeout');
+        return sendError(res, err.status, err.code, err.message);
       }
       const parsed = parseRoute(name, body, ctx.store.get(name));
       if (!parsed.ok) {

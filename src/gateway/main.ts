@@ -1,27 +1,36 @@
 /**
  * Runs the gateway as a process: `npx tsx src/gateway/main.ts` (or `npm run gateway`).
- * Env: GATEWAY_PORT (8080), GATEWAY_HOST (127.0.0.1), DATA_DIR (.data), GATEWAY_ADMIN_TOKEN,
- * GATEWAY_UPSTREAM_TIMEOUT_MS (60000), LOG_LEVEL (info).
+ * Settings come from the environment through src/config.ts (`loadConfig().gateway`): GATEWAY_PORT
+ * (8080), GATEWAY_HOST (127.0.0.1), DATA_DIR (.data), GATEWAY_ADMIN_TOKEN,
+ * GATEWAY_UPSTREAM_TIMEOUT_MS (60000), the limits GATEWAY_HEADERS_TIMEOUT_MS,
+ * GATEWAY_REQUEST_TIMEOUT_MS, GATEWAY_BODY_IDLE_TIMEOUT_MS, GATEWAY_UPSTREAM_CONNECTIONS,
+ * GATEWAY_UPSTREAM_MAX_PENDING, GATEWAY_UPSTREAM_MAX_UPLOADS, GATEWAY_METRICS_RETENTION_MS
+ * (README.md, "Gateway limits"), LOG_LEVEL (info). An invalid value stops it with a message
+ * naming the variable.
  */
 import pino from 'pino';
+import { loadConfig } from '../config';
 import { startGateway } from './server';
 
-function intFromEnv(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${text}"`);
-  return value;
-}
-
 async function main(): Promise<void> {
+  const config = loadConfig();
+  const settings = config.gateway;
   const logger = pino({ name: 'gateway', level: process.env.LOG_LEVEL ?? 'info' });
   const gateway = await startGateway({
-    port: intFromEnv('GATEWAY_PORT', 8080),
-    host: process.env.GATEWAY_HOST || '127.0.0.1',
-    dataDir: process.env.DATA_DIR || '.data',
-    adminToken: process.env.GATEWAY_ADMIN_TOKEN || undefined,
-    upstreamTimeoutMs: intFromEnv('GATEWAY_UPSTREAM_TIMEOUT_MS', 60_000),
+    port: settings.port,
+    host: settings.host,
+    dataDir: config.dataDir,
+    adminToken: config.gatewayAdminToken,
+    upstreamTimeoutMs: settings.upstreamTimeoutMs,
+    headersTimeoutMs: settings.headersTimeoutMs,
+    requestTimeoutMs: settings.requestTimeoutMs,
+    bodyIdleTimeoutMs: settings.bodyIdleTimeoutMs,
+    metricsRetentionMs: settings.metricsRetentionMs,
+    pool: {
+      connections: settings.upstreamConnections,
+      maxPending: settings.upstreamMaxPending,
+      maxUploads: settings.upstreamMaxUploads,
+    },
     logger,
   });
   let stopping = false;

@@ -2,9 +2,15 @@
  * Per target × version counters: the JSON snapshot the control plane reads
  * (`GET /admin/metrics/:target`, shaped as `VersionMetrics`) and a prom-client registry of the
  * gateway's own for `GET /metrics`. Labels are target, version and code class, never user keys.
+ *
+ * A version that leaves its route keeps its counters for a retention period (so that the
+ * control plane's last reading still finds them), then they and its Prometheus series are
+ * dropped; should it come back, it counts from zero under a new `countingSince`, which readers
+ * (src/analysis/metrics.ts `intervalBetween`) take as a reset.
  */
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { LATENCY_BUCKETS_MS, emptyHistogram, type Histogram, type VersionMetrics } from '../analysis/metrics';
+import { GATEWAY_DEFAULTS } from './defaults';
 
 export type CodeClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
 
@@ -17,6 +23,34 @@ export function codeClass(status: number): CodeClass {
 }
 
 const CODE_CLASSES: readonly CodeClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/**
+ * Why the gateway refused a proxied request without involving the version: its own protection
+ * (the upstream origin's queue, or its slots for bodies still arriving, are full). Counted apart
+ * (`gateway_rejected_total`), never as the version's requests or errors: the judge compares
+ * versions, and a full queue says nothing about a model.
+ */
+export const REJECT_REASONS = ['upstream_overloaded', 'uploads_overloaded'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/**
+ * A client's fault that the gateway answered (or cut) itself, counted gateway-wide
+ * (`gateway_client_errors_total`): malformed HTTP, oversized headers, a request not received in
+ * time, a request body gone silent. A proxied request cut this way is not its version's request.
+ */
+export type ClientErrorReason = 'bad_request' | 'headers_too_large' | 'request_timeout' | 'body_idle_timeout';
+
+let lastEpochMs = 0;
+
+/**
+ * A `countingSince` no earlier stats object had: strictly increasing within the process, so that
+ * counters dropped and re-created within one millisecond still read as a reset.
+ */
+function nextEpoch(): string {
+  const now = Date.now();
+  lastEpochMs = now > lastEpochMs ? now : lastEpochMs + 1;
+  return new Date(lastEpochMs).toISOString();
+}
 
 function codeClassIndex(status: number): number {
   if (status >= 500) return 4;
@@ -59,8 +93,11 @@ export class VersionStats {
   /** What the Prometheus counters have been told so far (they are advanced at scrape time). */
   readonly reportedByCode: number[] = [0, 0, 0, 0, 0];
   /** When these counters started from zero: a reader seeing it change knows they were reset. */
-  readonly countingSince = new Date().toISOString();
+  readonly countingSince = nextEpoch();
   reportedErrors = 0;
+  /** Requests refused by the gateway, indexed like REJECT_REASONS; not in `requests`. */
+  readonly rejected: number[] = REJECT_REASONS.map(() => 0);
+  readonly reportedRejected: number[] = REJECT_REASONS.map(() => 0);
 
   constructor(
     readonly target: string,
@@ -69,6 +106,16 @@ export class VersionStats {
 
   start(): void {
     this.inFlight++;
+  }
+
+  /** A started request the gateway gave up on for the client's sake: not counted as the version's. */
+  abandon(): void {
+    this.inFlight--;
+  }
+
+  reject(reason: RejectReason): void {
+    const i = REJECT_REASONS.indexOf(reason);
+    this.rejected[i] = this.rejected[i]! + 1;
   }
 
   /**
@@ -163,9 +210,17 @@ export class DerivedHistogram {
   }
 }
 
+export interface GatewayMetricsOptions {
+  /** How long the stats of a version that left its route are kept (ms); default 60 s. */
+  retentionMs?: number;
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly targets = new Map<string, Map<string, VersionStats>>();
+  /** Stats of versions in no route, with when they left it. */
+  private readonly orphaned = new Map<VersionStats, number>();
+  private readonly retentionMs: number;
 
   private *allStats(): Generator<VersionStats> {
     for (const versions of this.targets.values()) yield* versions.values();
@@ -226,6 +281,32 @@ export class GatewayMetrics {
         count: s.timeToFirstByteCount,
       })),
   );
+  readonly promRejected: Counter<'target' | 'version' | 'reason'> = (() => {
+    const all = () => this.allStats();
+    return new Counter({
+      name: 'gateway_rejected_total',
+      help: 'Proxied requests the gateway refused to protect an upstream (503 upstream_overloaded), by target, version and reason; not counted as the version\'s requests or errors',
+      labelNames: ['target', 'version', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const stats of all()) {
+          for (let i = 0; i < REJECT_REASONS.length; i++) {
+            const delta = stats.rejected[i]! - stats.reportedRejected[i]!;
+            if (delta > 0) {
+              this.inc({ target: stats.target, version: stats.version, reason: REJECT_REASONS[i]! }, delta);
+              stats.reportedRejected[i] = stats.rejected[i]!;
+            }
+          }
+        }
+      },
+    });
+  })();
+  readonly promClientErrors = new Counter<'reason'>({
+    name: 'gateway_client_errors_total',
+    help: 'Requests answered or cut by the gateway for the client\'s fault (malformed, headers too large, too slow), by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   /** Read from the plain counters at scrape time. */
   readonly promInFlight: Gauge<'target' | 'version'> = (() => {
     const targets = this.targets;
@@ -240,7 +321,8 @@ export class GatewayMetrics {
     });
   })();
 
-  constructor() {
+  constructor(options: GatewayMetricsOptions = {}) {
+    this.retentionMs = options.retentionMs ?? GATEWAY_DEFAULTS.metricsRetentionMs;
     // Same registration order (and so the same /metrics text order) as before: the histograms after the counters.
     const inFlight = this.promInFlight;
     this.registry.removeSingleMetric('gateway_in_flight_requests');
@@ -257,7 +339,9 @@ export class GatewayMetrics {
       this.targets.set(target, versions);
     }
     let stats = versions.get(version);
-    if (!stats) {
+    if (stats) {
+      this.orphaned.delete(stats); // back in a route
+    } else {
       stats = new VersionStats(target, version);
       versions.set(version, stats);
       // Make the series visible at zero before the first request.
@@ -271,8 +355,57 @@ export class GatewayMetrics {
     return this.targets.has(target);
   }
 
-  /** `{target, versions: {name: VersionMetrics}}`, cumulative since the gateway started. */
+  /** How many target × version stats are kept (for tests and bounds). */
+  get size(): number {
+    let n = 0;
+    for (const versions of this.targets.values()) n += versions.size;
+    return n;
+  }
+
+  clientError(reason: ClientErrorReason): void {
+    this.promClientErrors.inc({ reason });
+  }
+
+  /** The version left its route: its stats are dropped once `retentionMs` have passed (see sweep). */
+  release(stats: VersionStats, now = Date.now()): void {
+    if (this.targets.get(stats.target)?.get(stats.version) === stats && !this.orphaned.has(stats)) this.orphaned.set(stats, now);
+  }
+
+  /**
+   * Drops the stats and series of versions out of every route for `retentionMs` (and with no
+   * request in flight). Called on route changes, scrapes and snapshots, so no timer is needed:
+   * stats only accumulate through route changes, which sweep.
+   */
+  sweep(now = Date.now()): void {
+    for (const [stats, since] of this.orphaned) {
+      if (now - since < this.retentionMs || stats.inFlight > 0) continue;
+      this.orphaned.delete(stats);
+      this.drop(stats);
+    }
+  }
+
+  /** The Prometheus text of `GET /metrics`. */
+  scrape(): Promise<string> {
+    this.sweep();
+    return this.registry.metrics();
+  }
+
+  private drop(stats: VersionStats): void {
+    const { target, version } = stats;
+    const versions = this.targets.get(target);
+    if (versions?.get(version) !== stats) return;
+    versions.delete(version);
+    if (versions.size === 0) this.targets.delete(target);
+    const labels = { target, version };
+    this.promErrors.remove(labels);
+    this.promInFlight.remove(labels);
+    for (const code of CODE_CLASSES) this.promRequests.remove({ ...labels, code });
+    for (const reason of REJECT_REASONS) this.promRejected.remove({ ...labels, reason });
+  }
+
+  /** `{target, versions: {name: VersionMetrics}}`, cumulative since each version's `countingSince`. */
   snapshot(target: string): { target: string; versions: Record<string, VersionMetrics> } | undefined {
+    this.sweep();
     const versions = this.targets.get(target);
     if (!versions) return undefined;
     const out: Record<string, VersionMetrics> = {};

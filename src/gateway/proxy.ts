@@ -1,13 +1,23 @@
 /**
  * Forwards one request to the version its key (or a random draw) lands on, streaming both
- * bodies: request chunks go up as they arrive, response chunks come down as they arrive (an SSE
- * stream passes each event through at once), with backpressure both ways.
+ * bodies: response chunks come down as they arrive (an SSE stream passes each event through at
+ * once), with backpressure both ways.
+ *
+ * A request body is held back until it is complete or `bodyBufferBytes` large, and only then
+ * does the request go upstream (a large body then streams up as it arrives, holding one of the
+ * origin's upload slots until it ends). So a client that sends headers and a few bytes and then
+ * stalls holds no upstream connection: it only costs its own socket until the body-idle timeout
+ * cuts it. An origin with `maxActive` requests in flight, or `maxUploading` bodies still
+ * arriving, gets no more: 503 `upstream_overloaded` at once, counted as a rejection, not as the
+ * version's request.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { chooseVersionIndex } from './bucketing';
+import { CLOSE, sendError } from './http-util';
+import type { ClientErrorReason, RejectReason } from './metrics';
 import type { CompiledRoute, CompiledVersion } from './table';
 
 export const VERSION_HEADER = 'x-canary-version';
@@ -29,14 +39,23 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 export interface ProxyOptions {
   /** Longest wait for the upstream's response headers, and longest silence inside its body. */
   upstreamTimeoutMs: number;
+  /** Longest silence inside a request body before the gateway gives up on it (0: no limit). */
+  bodyIdleTimeoutMs: number;
+  /** Request bodies up to this size are received whole before the request goes upstream. */
+  bodyBufferBytes: number;
   onUpstreamError?: (target: string, version: string, err: Error) => void;
+  /** A request the gateway answered or cut itself for the client's fault. */
+  onClientError?: (reason: ClientErrorReason) => void;
 }
 
 const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+/** undici refusing the request itself (a header it will not send): the client's request, not the upstream, is at fault. */
+const REQUEST_REFUSED_CODES: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
-class ClientClosedError extends Error {
+/** Stops the upstream request of an exchange that already ended (the client went away, or the gateway cut it). */
+class ExchangeEndedError extends Error {
   constructor() {
-    super('client closed the connection');
+    super('the client went away or the gateway cut the request');
   }
 }
 
@@ -65,6 +84,7 @@ function remoteAddressOf(socket: Socket | null): string | undefined {
 
 const kExchange = Symbol('gateway.exchange');
 type ExchangeResponse = ServerResponse & { [kExchange]?: Exchange };
+type ExchangeRequest = IncomingMessage & { [kExchange]?: Exchange };
 
 /** `res` 'close' (shared by every request, so that no closure is made per request). */
 function onResponseClose(this: ExchangeResponse): void {
@@ -75,44 +95,188 @@ function onResponseDrain(this: ExchangeResponse): void {
   this[kExchange]?.drained();
 }
 
+function onRequestData(this: ExchangeRequest, chunk: Buffer): void {
+  this[kExchange]?.bodyData(chunk);
+}
+
+function onRequestEnd(this: ExchangeRequest): void {
+  this[kExchange]?.bodyEnd();
+}
+
+function onBodyIdle(exchange: Exchange): void {
+  exchange.bodyIdle();
+}
+
 /**
  * One proxied request: the undici dispatch handler (undici's own, callback-style handler
  * interface, which its client calls directly: no adapter, and the raw response headers without
- * an intermediate object), and its accounting. A class, so that the per-request state is one
- * object and the callbacks are shared.
+ * an intermediate object), its request body on the way in, and its accounting. A class, so that
+ * the per-request state is one object and the callbacks are shared.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   private status = 0;
   private timeToFirstByteMs = -1;
   private finished = false;
-  private clientClosed = false;
+  /** Sent to the upstream (and so counted in its load and, at the end, in the version's stats). */
+  private dispatched = false;
+  private holdsUploadSlot = false;
   private waitingForDrain = false;
+  /** The body received so far, while it is held back; undefined once it went upstream. */
+  private chunks: Buffer[] | undefined = undefined;
+  private buffered = 0;
+  private idleTimer: NodeJS.Timeout | undefined = undefined;
   private abortUpstream: ((err?: Error) => void) | undefined = undefined;
   private resumeUpstream: (() => void) | undefined = undefined;
   private readonly startedAt = performance.now();
 
   constructor(
+    private readonly req: ExchangeRequest,
     private readonly res: ExchangeResponse,
     private readonly route: CompiledRoute,
     private readonly version: CompiledVersion,
     private readonly options: ProxyOptions,
-  ) {
+    private readonly path: string,
+    private readonly headers: string[],
+  ) {}
+
+  /** Sends the request upstream now if it has no body, else once its body is complete or large enough. */
+  start(hasBody: boolean): void {
+    if (!hasBody) {
+      this.dispatch(null);
+      return;
+    }
+    const req = this.req;
+    req[kExchange] = this;
+    this.chunks = [];
+    req.on('data', onRequestData);
+    req.on('end', onRequestEnd);
+    const idleMs = this.options.bodyIdleTimeoutMs;
+    if (idleMs > 0) this.idleTimer = setTimeout(onBodyIdle, idleMs, this);
+  }
+
+  bodyData(chunk: Buffer): void {
+    this.idleTimer?.refresh();
+    const chunks = this.chunks;
+    if (chunks === undefined) return; // streaming upstream: undici reads the body itself
+    chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered >= this.options.bodyBufferBytes) this.streamBody(chunks);
+  }
+
+  bodyEnd(): void {
+    this.stopIdleTimer();
+    this.releaseUploadSlot();
+    const chunks = this.chunks;
+    if (chunks === undefined) return;
+    this.chunks = undefined;
+    this.dispatch(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.buffered));
+  }
+
+  /** A large body: what arrived so far is put back in front of the stream, which goes upstream. */
+  private streamBody(chunks: Buffer[]): void {
+    const req = this.req;
+    this.chunks = undefined;
+    req.pause(); // until undici reads it
+    req.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.buffered));
+    this.dispatch(req);
+  }
+
+  /** The body sent nothing for bodyIdleTimeoutMs. */
+  bodyIdle(): void {
+    if (this.finished) return;
+    // Paused means the gateway is not reading (a busy upstream): not the client's silence.
+    if (this.dispatched && this.req.isPaused()) {
+      this.idleTimer?.refresh();
+      return;
+    }
+    this.options.onClientError?.('body_idle_timeout');
+    const res = this.res;
+    // Answer first: aborting an upstream that is reading the body destroys the client's socket.
+    if (!res.headersSent) {
+      sendError(res, 408, 'body_timeout', `the request body sent nothing for ${this.options.bodyIdleTimeoutMs} ms`, undefined, this.version.errorHeaders);
+    } else {
+      res.destroy();
+    }
+    this.abandon();
+  }
+
+  private dispatch(body: Buffer | IncomingMessage | null): void {
+    const version = this.version;
+    const upstream = version.upstream;
+    const streaming = body === this.req;
+    if (upstream.active >= upstream.maxActive) return this.reject('upstream_overloaded', 'too many requests are waiting for it');
+    if (streaming && upstream.uploading >= upstream.maxUploading) return this.reject('uploads_overloaded', 'too many request bodies are still arriving for it');
+    upstream.active++;
+    if (streaming) {
+      upstream.uploading++;
+      this.holdsUploadSlot = true;
+    }
+    this.dispatched = true;
     version.stats.start();
+    upstream.pool.dispatch(
+      {
+        path: this.path,
+        method: this.req.method ?? 'GET',
+        headers: this.headers,
+        body,
+        headersTimeout: this.options.upstreamTimeoutMs,
+        bodyTimeout: this.options.upstreamTimeoutMs,
+      },
+      this,
+    );
+  }
+
+  private reject(reason: RejectReason, why: string): void {
+    const version = this.version;
+    version.stats.reject(reason);
+    this.close();
+    sendError(this.res, 503, 'upstream_overloaded', `version ${version.name} of ${this.route.target} is overloaded: ${why}`, undefined, version.errorHeaders);
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+  }
+
+  private releaseUploadSlot(): void {
+    if (this.holdsUploadSlot) {
+      this.holdsUploadSlot = false;
+      this.version.upstream.uploading--;
+    }
+  }
+
+  /** Ends the exchange's claims (once): listeners, timer, the upstream's load. False if already ended. */
+  private close(): boolean {
+    if (this.finished) return false;
+    this.finished = true;
+    this.res[kExchange] = undefined;
+    this.req[kExchange] = undefined;
+    this.stopIdleTimer();
+    this.releaseUploadSlot();
+    if (this.dispatched) this.version.upstream.active--;
+    return true;
   }
 
   private finish(status: number, error: boolean): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.res[kExchange] = undefined;
+    if (!this.close() || !this.dispatched) return;
     this.version.stats.finish(status, error, performance.now() - this.startedAt, this.timeToFirstByteMs);
+  }
+
+  /** The gateway gives up on the request for the client's fault: it does not count as the version's. */
+  abandon(): void {
+    if (!this.close()) return;
+    if (this.dispatched) this.version.stats.abandon();
+    this.abortUpstream?.(new ExchangeEndedError());
   }
 
   /** The client went away before the response was complete: stop the upstream request. */
   clientGone(): void {
     if (this.finished) return;
-    this.clientClosed = true;
-    this.abortUpstream?.(new ClientClosedError());
-    this.finish(this.status || 499, false);
+    const abort = this.abortUpstream;
+    this.finish(this.status || 499, false); // first: the abort calls onError at once, which must see it finished
+    abort?.(new ExchangeEndedError());
   }
 
   drained(): void {
@@ -122,7 +286,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.clientClosed) abort(new ClientClosedError());
+    if (this.finished) abort(new ExchangeEndedError());
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -177,15 +341,19 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    if (this.finished) return; // ended by the gateway or the client; the abort comes back here
     const res = this.res;
     const route = this.route;
     const version = this.version;
-    if (this.clientClosed || err instanceof ClientClosedError) {
-      this.finish(this.status || 499, false);
+    const code = (err as { code?: string }).code ?? '';
+    if (REQUEST_REFUSED_CODES.has(code) && !res.headersSent) {
+      this.options.onClientError?.('bad_request');
+      this.abandon();
+      sendError(res, 400, 'bad_request', `the request cannot be forwarded: ${err.message}`, undefined, version.errorHeaders);
       return;
     }
     this.options.onUpstreamError?.(route.target, version.name, err);
-    const timedOut = TIMEOUT_CODES.has((err as { code?: string }).code ?? '');
+    const timedOut = TIMEOUT_CODES.has(code);
     if (!res.headersSent) {
       const errorStatus = timedOut ? 504 : 502;
       this.finish(errorStatus, true);
@@ -194,7 +362,8 @@ class Exchange implements Dispatcher.DispatchHandler {
         errorStatus,
         timedOut ? 'upstream_timeout' : 'upstream_unavailable',
         `version ${version.name} of ${route.target}: ${timedOut ? 'timed out' : 'unreachable'} (${err.message})`,
-        version.name,
+        undefined,
+        version.errorHeaders,
       );
     } else {
       // The response had started: the only honest signal left is a broken connection.
@@ -204,14 +373,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-function sendError(res: ServerResponse, status: number, code: string, message: string, version: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    [VERSION_HEADER]: version,
-  });
-  res.end(body);
+/**
+ * The gateway gives up on the proxied request `res` answers (a malformed or late request, seen
+ * by the server's clientError): it does not count as its version's request.
+ */
+export function abandonExchange(res: ServerResponse | undefined): void {
+  (res as ExchangeResponse | undefined)?.[kExchange]?.abandon();
 }
 
 /** Proxies `req` to the route's chosen version; `rest` is the path after the target ('/...', with query). */
@@ -224,6 +391,7 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, route: C
   let connection: string | undefined;
   let forwardedFor: string | undefined;
   let hasBody = false;
+  let hasHost = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -235,6 +403,8 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, route: C
     }
     switch (lower) {
       case 'host':
+        hasHost = true;
+        continue;
       case 'expect':
         continue;
       case 'x-forwarded-for':
@@ -255,24 +425,19 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, route: C
       for (let i = headers.length - 2; i >= 0; i -= 2) if (extra.has(headers[i]!.toLowerCase())) headers.splice(i, 2);
     }
   }
+  if (!hasHost && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+    // RFC 9112 §3.2 (node's own check is off, as its answer has no body).
+    options.onClientError?.('bad_request');
+    sendError(res, 400, 'bad_request', 'an HTTP/1.1 request must have a Host header', undefined, CLOSE);
+    return;
+  }
   const remote = remoteAddressOf(req.socket);
   if (remote) forwardedFor = forwardedFor ? `${forwardedFor}, ${remote}` : remote;
   if (forwardedFor) headers.push('x-forwarded-for', forwardedFor);
 
   const version = route.versions[chooseVersionIndex(route.ranges, route.salt, key)]!;
-  const exchange = new Exchange(res as ExchangeResponse, route, version, options);
+  const exchange = new Exchange(req, res as ExchangeResponse, route, version, options, version.basePath + rest, headers);
   (res as ExchangeResponse)[kExchange] = exchange;
   res.on('close', onResponseClose);
-
-  version.pool.dispatch(
-    {
-      path: version.basePath + rest,
-      method: req.method ?? 'GET',
-      headers,
-      body: hasBody ? req : null,
-      headersTimeout: options.upstreamTimeoutMs,
-      bodyTimeout: options.upstreamTimeoutMs,
-    },
-    exchange,
-  );
+  exchange.start(hasBody);
 }

@@ -5,10 +5,29 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { targetProblem, upstreamUrlSchema, versionNameSchema } from '../spec/patterns';
+import { targetProblem, upstreamUrlSchema, versionNameSchema, WEIGHT_RESOLUTION, isWeightMultiple } from '../spec/patterns';
 
 export const MAX_VERSIONS = 4;
 export { RESERVED_TARGETS, TARGET_PATTERN } from '../spec/patterns';
+
+const MAX_NAMED_KEYS = 10;
+const MAX_KEY_CHARS = 100;
+
+/** `unknown field(s): "a", "b"` — quoted, since a key may hold any character; bounded in length. */
+function unknownFields(keys: readonly string[]): string {
+  const named = keys
+    .slice(0, MAX_NAMED_KEYS)
+    .map((key) => JSON.stringify(key.length > MAX_KEY_CHARS ? `${key.slice(0, MAX_KEY_CHARS)}…` : key))
+    .join(', ');
+  return `unknown field(s): ${named}${keys.length > MAX_NAMED_KEYS ? ` and ${keys.length - MAX_NAMED_KEYS} more` : ''}`;
+}
+
+/**
+ * The error of a strict object: an unknown key is named (the issue's path is the object's), any
+ * other problem with the object itself (not an object at all) gets `message`.
+ */
+const strictObjectError = (message: string) => (issue: z.core.$ZodRawIssue) =>
+  issue.code === 'unrecognized_keys' ? unknownFields(issue.keys) : message;
 
 export const routeVersionSchema = z.strictObject(
   {
@@ -17,9 +36,11 @@ export const routeVersionSchema = z.strictObject(
     weight: z
       .number({ error: 'weight must be a number' })
       .min(0, 'weight must be at least 0')
-      .max(100, 'weight must be at most 100'),
+      .max(100, 'weight must be at most 100')
+      // The rollout spec's resolution: one of the 10,000 buckets is 0.01%.
+      .refine(isWeightMultiple, `weight must be a percentage in steps of ${WEIGHT_RESOLUTION}`),
   },
-  { error: 'each version must be an object with "name", "url" and "weight"' },
+  { error: strictObjectError('each version must be an object with "name", "url" and "weight"') },
 );
 
 export const routeInputSchema = z
@@ -31,7 +52,7 @@ export const routeInputSchema = z
         .max(MAX_VERSIONS, `versions may list at most ${MAX_VERSIONS} versions`),
       salt: z.string({ error: 'salt must be a string' }).min(1, 'salt must not be empty').max(200, 'salt must be at most 200 characters').optional(),
     },
-    { error: 'the body must be a JSON object with "versions"' },
+    { error: strictObjectError('the body must be a JSON object with "versions"') },
   )
   .superRefine((route, ctx) => {
     const seen = new Map<string, number>();

@@ -1,12 +1,34 @@
 /**
  * The live routing table: each route compiled for the hot path (bucket ranges, one undici Pool
  * per upstream origin, the metric handles of each version). Pools are shared between routes
- * that name the same origin and closed gracefully once no route uses them.
+ * that name the same origin and closed gracefully once no route uses them. A version that
+ * leaves its route hands its stats back to the metrics, which drop them after their retention.
  */
 import { Pool } from 'undici';
 import { bucketRanges, type BucketRange } from './bucketing';
+import { GATEWAY_DEFAULTS } from './defaults';
 import type { GatewayMetrics, VersionStats } from './metrics';
+import { VERSION_HEADER } from './proxy';
 import type { Route } from './routes';
+
+/**
+ * One upstream origin: its pool, and the load the gateway has put on it. undici queues without
+ * bound, so the proxy keeps its own counts and refuses (503) beyond the limits rather than let
+ * requests wait behind a full pool (reading `pool.stats` would walk every connection per request).
+ */
+export class Upstream {
+  /** Requests dispatched to the pool and not yet finished (running or waiting for a connection). */
+  active = 0;
+  /** Of those, the ones whose request body is still arriving from the client. */
+  uploading = 0;
+
+  constructor(
+    readonly pool: Pool,
+    /** connections + most waiting. */
+    readonly maxActive: number,
+    readonly maxUploading: number,
+  ) {}
+}
 
 export interface CompiledVersion {
   name: string;
@@ -14,8 +36,10 @@ export interface CompiledVersion {
   origin: string;
   /** The URL's path without a trailing '/', prefixed to the proxied path ('' for the root). */
   basePath: string;
-  pool: Pool;
+  upstream: Upstream;
   stats: VersionStats;
+  /** Headers of the gateway's own error answers for this version (made once, not per error). */
+  errorHeaders: Readonly<Record<string, string>>;
 }
 
 export interface CompiledRoute {
@@ -26,15 +50,23 @@ export interface CompiledRoute {
 }
 
 export interface PoolOptions {
-  /** Most connections kept to one upstream origin. */
+  /** Most connections kept to one upstream origin; default 256. */
   connections?: number;
+  /** Most requests waiting for a connection to one origin; beyond, 503 upstream_overloaded at once. Default 256. */
+  maxPending?: number;
+  /**
+   * Most requests to one origin still receiving their body from the client (bodies larger than
+   * the gateway holds back); beyond, 503 at once, so that slow uploads cannot take every
+   * connection. Default 64.
+   */
+  maxUploads?: number;
   keepAliveTimeoutMs?: number;
   connectTimeoutMs?: number;
 }
 
 export class RouteTable {
   private readonly compiled = new Map<string, CompiledRoute>();
-  private readonly pools = new Map<string, Pool>();
+  private readonly upstreams = new Map<string, Upstream>();
 
   constructor(
     private readonly metrics: GatewayMetrics,
@@ -54,53 +86,71 @@ export class RouteTable {
         url: version.url,
         origin: url.origin,
         basePath: url.pathname.replace(/\/+$/, ''),
-        pool: this.pool(url.origin),
+        upstream: this.upstream(url.origin),
         stats: this.metrics.stats(target, version.name),
+        errorHeaders: { [VERSION_HEADER]: version.name },
       };
     });
+    const previous = this.compiled.get(target);
     this.compiled.set(target, {
       target,
       salt: route.salt,
       ranges: bucketRanges(route.versions.map((v) => v.weight)),
       versions,
     });
+    if (previous) this.release(previous.versions.filter((old) => !versions.some((v) => v.stats === old.stats)));
     this.closeUnusedPools();
   }
 
   delete(target: string): void {
+    const previous = this.compiled.get(target);
     this.compiled.delete(target);
+    if (previous) this.release(previous.versions);
     this.closeUnusedPools();
   }
 
   /** Closes every pool: in-flight requests may finish within `graceMs`, then they are cut. */
   async close(graceMs = 5_000): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
+    const upstreams = [...this.upstreams.values()];
+    this.upstreams.clear();
     this.compiled.clear();
-    await Promise.all(pools.map((pool) => closePool(pool, graceMs)));
+    await Promise.all(upstreams.map((upstream) => closePool(upstream.pool, graceMs)));
   }
 
-  private pool(origin: string): Pool {
-    let pool = this.pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, {
-        connections: this.poolOptions.connections ?? 256,
+  /** Versions no longer in their route: their stats are released to the metrics' retention. */
+  private release(versions: readonly CompiledVersion[]): void {
+    for (const version of versions) this.metrics.release(version.stats);
+    this.metrics.sweep();
+  }
+
+  private upstream(origin: string): Upstream {
+    let upstream = this.upstreams.get(origin);
+    if (!upstream) {
+      const o = this.poolOptions;
+      const connections = o.connections ?? GATEWAY_DEFAULTS.upstreamConnections;
+      const pool = new Pool(origin, {
+        connections,
         pipelining: 1,
-        keepAliveTimeout: this.poolOptions.keepAliveTimeoutMs ?? 30_000,
-        connect: { timeout: this.poolOptions.connectTimeoutMs ?? 10_000 },
+        keepAliveTimeout: o.keepAliveTimeoutMs ?? 30_000,
+        connect: { timeout: o.connectTimeoutMs ?? 10_000 },
       });
-      this.pools.set(origin, pool);
+      upstream = new Upstream(
+        pool,
+        connections + (o.maxPending ?? GATEWAY_DEFAULTS.upstreamMaxPending),
+        o.maxUploads ?? GATEWAY_DEFAULTS.upstreamMaxUploads,
+      );
+      this.upstreams.set(origin, upstream);
     }
-    return pool;
+    return upstream;
   }
 
   private closeUnusedPools(): void {
     const used = new Set<string>();
     for (const route of this.compiled.values()) for (const version of route.versions) used.add(version.origin);
-    for (const [origin, pool] of this.pools) {
+    for (const [origin, upstream] of this.upstreams) {
       if (!used.has(origin)) {
-        this.pools.delete(origin);
-        void closePool(pool, 60_000);
+        this.upstreams.delete(origin);
+        void closePool(upstream.pool, 60_000);
       }
     }
   }

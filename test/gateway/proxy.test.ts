@@ -252,7 +252,7 @@ describe('admin API', () => {
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('invalid_route');
     expect(res.body.error.issues).toContainEqual({ path: 'versions.1.weight', message: 'weight must be at most 100' });
-    expect((await admin.put('admin', route([50, 50]))).body.error.issues).toEqual([{ path: 'target', message: '"admin" is reserved by the gateway' }]);
+    expect((await admin.put('admin', route([50, 50]))).body.error.issues).toEqual([{ path: 'target', message: 'target "admin" is reserved by the gateway (admin, metrics, healthz)' }]);
     const bad = await fetch(`${gateway.url}/admin/routes/chat`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: '{oops' });
     expect(bad.status).toBe(400);
   });

@@ -30,6 +30,13 @@ describe('route validation', () => {
     expect(issuesOf({ versions: [{ name: 'v1', url: 'http://x', weight: '100' }] })).toContainEqual({ path: 'versions.0.weight', message: 'weight must be a number' });
   });
 
+  it('takes weights in the spec\'s steps of 0.01, as the rollout sends them', () => {
+    expect(parseRoute('chat', { versions: [v('v1', 99.93), v('v2', 0.07)] }).ok).toBe(true);
+    expect(parseRoute('chat', { versions: [v('v1', 87.5), v('v2', 12.5)] }).ok).toBe(true);
+    const fine = parseRoute('chat', { versions: [v('v1', 99.999), v('v2', 0.001)] });
+    expect(fine.ok || fine.issues.map((i) => i.path)).toEqual(['versions.0.weight', 'versions.1.weight']);
+  });
+
   it('requires the weights to sum to 100', () => {
     expect(issuesOf({ versions: [v('v1', 90), v('v2', 20)] })).toEqual([{ path: 'versions', message: 'weights must sum to 100 (they sum to 110)' }]);
   });
