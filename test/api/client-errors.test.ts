@@ -7,7 +7,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { Client, Connection } from '@temporalio/client';
 import type { ApiServer } from '../../src/api/server';
 import { ACTIONS } from '../../src/api/rollout-service';
-import { rawHttp } from './raw-http';
+import { rawResponse, type RawReply } from '../helpers/raw-http';
 import { expectEnvelope, issuePaths, send, serveApi, type Reply } from './support';
 
 let connection: Connection;
@@ -164,7 +164,7 @@ describe('bodies', () => {
 
 describe('malformed HTTP (raw sockets), answered by the server main.ts runs', () => {
   /** A JSON envelope with this status, an exact content-length and connection: close; no reset. */
-  function expectRawError(reply: Awaited<ReturnType<typeof rawHttp>>, status: number, code: string): void {
+  function expectRawError(reply: RawReply, status: number, code: string): void {
     expect(reply.error).toBeUndefined();
     expect(reply.status).toBe(status);
     expect(reply.headers.connection).toBe('close');
@@ -181,25 +181,25 @@ describe('malformed HTTP (raw sockets), answered by the server main.ts runs', ()
     ['content-length with chunked', 'POST /v1/rollouts HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n'],
     ['a bad chunk size', 'POST /v1/rollouts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'],
   ])('%s is 400 invalid_request in the envelope', async (_what, payload) => {
-    expectRawError(await rawHttp(api.port, payload), 400, 'invalid_request');
+    expectRawError(await rawResponse(api.port, payload), 400, 'invalid_request');
   });
 
   it('oversized headers are 431 headers_too_large in the envelope', async () => {
-    expectRawError(await rawHttp(api.port, `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(64 * 1024)}\r\n\r\n`), 431, 'headers_too_large');
-    expectRawError(await rawHttp(api.port, `GET /v1/rollouts/rollout-${'a'.repeat(20_000)} HTTP/1.1\r\nhost: x\r\n\r\n`), 431, 'headers_too_large');
+    expectRawError(await rawResponse(api.port, `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(64 * 1024)}\r\n\r\n`), 431, 'headers_too_large');
+    expectRawError(await rawResponse(api.port, `GET /v1/rollouts/rollout-${'a'.repeat(20_000)} HTTP/1.1\r\nhost: x\r\n\r\n`), 431, 'headers_too_large');
   });
 
   it('a request that stalls mid-headers is 408 timeout in the envelope', async () => {
-    expectRawError(await rawHttp(api.port, 'GET /healthz HTTP/1.1\r\nhost: x\r\n'), 408, 'timeout');
+    expectRawError(await rawResponse(api.port, 'GET /healthz HTTP/1.1\r\nhost: x\r\n'), 408, 'timeout');
   });
 
   it('CONNECT is 405 and an unknown Expect is 417, in the envelope', async () => {
-    expectRawError(await rawHttp(api.port, 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n'), 405, 'method_not_allowed');
-    expectRawError(await rawHttp(api.port, 'POST /v1/rollouts HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-length: 0\r\n\r\n'), 417, 'expectation_failed');
+    expectRawError(await rawResponse(api.port, 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n'), 405, 'method_not_allowed');
+    expectRawError(await rawResponse(api.port, 'POST /v1/rollouts HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-length: 0\r\n\r\n'), 417, 'expectation_failed');
   });
 
   it('keeps serving after malformed requests', async () => {
-    const reply = await rawHttp(api.port, 'GET /v1/nothing HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    const reply = await rawResponse(api.port, 'GET /v1/nothing HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
     expect(reply.status).toBe(404);
     expect(JSON.parse(reply.body).error.code).toBe('not_found');
   });

@@ -20,13 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/temporal-bin';
 import { alive, eventually, freePorts, listen, request, type Listening } from '../helpers/http';
-
-interface Ports {
-  temporal: number;
-  ui: number;
-  api: number;
-  gateway: number;
-}
+import { serveEnv, type ServePorts } from '../helpers/serve';
 
 interface Serve {
   process: ChildProcess;
@@ -63,22 +57,11 @@ const allPids = new Set<number>();
 const groups = new Set<number>();
 const dataDirs: string[] = [];
 
-function startServe(ports: Ports, extraEnv: NodeJS.ProcessEnv = {}): Serve {
+function startServe(ports: ServePorts, extraEnv: NodeJS.ProcessEnv = {}): Serve {
   const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-supervise-'));
   dataDirs.push(dataDir);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATA_DIR: dataDir,
-    TEMPORAL_PORT: String(ports.temporal),
-    TEMPORAL_UI_PORT: String(ports.ui),
-    API_PORT: String(ports.api),
-    GATEWAY_PORT: String(ports.gateway),
-    LOG_LEVEL: 'warn',
-  };
-  for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'API_TOKEN', 'GATEWAY_URL', 'GATEWAY_ADMIN_TOKEN', 'TASK_QUEUE', 'TEMPORAL_NAMESPACE', 'API_HOST', 'TEMPORAL_CLI_PATH']) delete env[name];
-  Object.assign(env, extraEnv);
   // Its own process group, so that a failed test can still kill the whole tree.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/serve.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/serve.ts'], { cwd: PROJECT_ROOT, env: serveEnv(ports, dataDir, extraEnv), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const serve: Serve = {
     process: child,
     output: [],
@@ -195,7 +178,7 @@ afterAll(() => {
 });
 
 describe('a running stack restarts the child that died; the others keep going', () => {
-  let ports: Ports;
+  let ports: ServePorts;
   let serve: Serve;
   let upstream: Listening;
   const api = () => `http://127.0.0.1:${ports.api}`;

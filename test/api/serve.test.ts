@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/temporal-bin';
 import { alive, eventually, freePorts, request } from '../helpers/http';
+import { serveEnv, type ServePorts } from '../helpers/serve';
 
 interface Serve {
   process: ChildProcess;
@@ -19,20 +20,10 @@ interface Serve {
 
 const allPids = new Set<number>();
 const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-serve-'));
-let ports: { temporal: number; ui: number; api: number; gateway: number };
+let ports: ServePorts;
 
 function startServe(): Serve {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATA_DIR: dataDir,
-    TEMPORAL_PORT: String(ports.temporal),
-    TEMPORAL_UI_PORT: String(ports.ui),
-    API_PORT: String(ports.api),
-    GATEWAY_PORT: String(ports.gateway),
-    LOG_LEVEL: 'warn',
-  };
-  for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'API_TOKEN', 'GATEWAY_URL', 'TASK_QUEUE', 'TEMPORAL_NAMESPACE', 'API_HOST']) delete env[name];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/serve.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/serve.ts'], { cwd: PROJECT_ROOT, env: serveEnv(ports, dataDir), stdio: ['ignore', 'pipe', 'pipe'] });
   const serve: Serve = {
     process: child,
     output: [],

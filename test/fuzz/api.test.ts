@@ -25,7 +25,7 @@ import { parseRolloutSpec, type RolloutSpecInput } from '../../src/spec';
 import { TARGET_PATTERN } from '../../src/spec/patterns';
 import { startDevServer, startTestWorker, type TestWorker } from '../helpers/dev-server';
 import { eventually } from '../helpers/http';
-import { rawHttp } from '../api/raw-http';
+import { rawResponse } from '../helpers/raw-http';
 import { expectEnvelope, serveApi } from '../api/support';
 
 const SEED = Number(process.env.API_FUZZ_SEED ?? 20_261_201);
@@ -688,7 +688,7 @@ describe('malformed HTTP over raw sockets', () => {
       async ({ line, headers, body: payload }) => {
         const text = `${line}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${payload}`;
         requests += 1;
-        const reply = await rawHttp(api.port, text, { timeoutMs: 20_000 });
+        const reply = await rawResponse(api.port, text, { timeoutMs: 20_000 });
         const what = `${JSON.stringify(text.slice(0, 200))} (${text.length} bytes)`;
         if (reply.error || reply.status === undefined) throw new Error(`no clean answer (${reply.error ?? 'no status line'}) to ${what}`);
         if (reply.status >= 500) throw new Error(`${reply.status} for ${what}: ${reply.body.slice(0, 300)}`);

@@ -21,7 +21,8 @@ import pino from 'pino';
 import { Pool } from 'undici';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
 import { startGateway, type Gateway } from '../../src/gateway/server';
-import { echoServer, rawRequest, type TestServer } from '../gateway/helpers';
+import { echoServer, type TestServer } from '../gateway/helpers';
+import { rawRequest } from '../helpers/raw-http';
 
 const TOKEN = 'fuzz-token';
 const SEED = Number(process.env.GATEWAY_FUZZ_SEED ?? 8_2026);

@@ -15,7 +15,8 @@ import { Pool } from 'undici';
 import { parseRoute } from '../../src/gateway/routes';
 import { startGateway, type Gateway } from '../../src/gateway/server';
 import { eventually } from '../helpers/http';
-import { adminClient, echoServer, listen, rawConnect, rawRequest, seriesValue, type RawReply, type TestServer } from './helpers';
+import { rawConnect, rawRequest, type RawReply } from '../helpers/raw-http';
+import { adminClient, echoServer, listen, seriesValue, type TestServer } from './helpers';
 
 jest.setTimeout(60_000);
 

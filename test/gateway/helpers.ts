@@ -1,5 +1,4 @@
-/** Test helpers for the gateway suites: small upstream servers on ephemeral ports, raw sockets. */
-import { connect, type Socket } from 'node:net';
+/** Test helpers for the gateway suites: small upstream servers on ephemeral ports, admin calls, metrics. */
 import { Pool } from 'undici';
 import { listen, type Listening as TestServer } from '../helpers/http';
 
@@ -57,90 +56,6 @@ export function adminClient(baseUrl: string, token?: string) {
 }
 
 export { Pool };
-
-/** What a raw socket received until the server closed it (or the wait ended). */
-export interface RawReply {
-  text: string;
-  status?: number;
-  headers: Record<string, string>;
-  body: string;
-  /** The server closed the connection (end or reset) before the wait ended. */
-  closed: boolean;
-  /** The socket error, if it ended with one (e.g. ECONNRESET). */
-  error?: string;
-  /** Milliseconds from connecting to closing (or to the end of the wait). */
-  elapsedMs: number;
-}
-
-/** Splits a raw HTTP/1.1 response into status, headers (lower-cased) and body. */
-export function parseRawReply(text: string): Pick<RawReply, 'status' | 'headers' | 'body'> {
-  const split = text.indexOf('\r\n\r\n');
-  const head = split === -1 ? text : text.slice(0, split);
-  const [statusLine = '', ...lines] = head.split('\r\n');
-  const match = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  return { status: match ? Number(match[1]) : undefined, headers, body: split === -1 ? '' : text.slice(split + 4) };
-}
-
-/** An open client connection with what it has received so far. */
-export interface RawConnection {
-  socket: Socket;
-  received(): string;
-  /** Resolves when the server closes the connection, or after `waitMs` (then `closed` is false). */
-  reply(waitMs?: number): Promise<RawReply>;
-}
-
-/**
- * Connects to 127.0.0.1:`port` and writes `data` (headers, maybe a start of a body), leaving the
- * connection open, or with `end`, half-closing it (the client says it will send nothing more).
- */
-export async function rawConnect(port: number, data?: string | Buffer, end = false): Promise<RawConnection> {
-  const socket = connect({ port, host: '127.0.0.1' });
-  const startedAt = Date.now();
-  const chunks: Buffer[] = [];
-  let error: string | undefined;
-  let closedAt: number | undefined;
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
-  const closed = new Promise<void>((resolve) =>
-    socket.once('close', () => {
-      closedAt = Date.now();
-      resolve();
-    }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  if (data !== undefined) await new Promise<void>((resolve, reject) => socket.write(data, 'latin1', (err) => (err ? reject(err) : resolve())));
-  if (end) socket.end();
-  const received = () => Buffer.concat(chunks).toString('latin1');
-  return {
-    socket,
-    received,
-    async reply(waitMs = 10_000) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-      clearTimeout(timer);
-      const text = received();
-      return { text, ...parseRawReply(text), closed: closedAt !== undefined, error, elapsedMs: (closedAt ?? Date.now()) - startedAt };
-    },
-  };
-}
-
-/** Sends `data` on a fresh connection and waits for the server to close it (or `waitMs`). */
-export async function rawRequest(port: number, data: string | Buffer, waitMs = 10_000, end = false): Promise<RawReply> {
-  const connection = await rawConnect(port, data, end);
-  try {
-    return await connection.reply(waitMs);
-  } finally {
-    connection.socket.destroy();
-  }
-}
 
 /** The value of a Prometheus series in /metrics text (`name{labels}`, labels exactly as printed), or undefined. */
 export function seriesValue(text: string, series: string): number | undefined {

@@ -14,7 +14,8 @@ import pino from 'pino';
 import { Agent, request } from 'undici';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server';
 import { eventually } from '../helpers/http';
-import { adminClient, echoServer, listen, rawConnect, rawRequest, seriesValue, type RawConnection, type TestServer } from './helpers';
+import { rawConnect, rawRequest, type RawConnection } from '../helpers/raw-http';
+import { adminClient, echoServer, listen, seriesValue, type TestServer } from './helpers';
 
 jest.setTimeout(60_000);
 

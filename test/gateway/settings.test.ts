@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
-import { rawRequest } from './helpers';
+import { rawRequest } from '../helpers/raw-http';
 
 const ROOT = path.resolve(__dirname, '../..');
 

@@ -21,9 +21,14 @@ test(`${CHECKS} checks: status, continue-as-new and abort stay within Temporal's
   const historyLimit = process.env.LONG_ROLLOUT_HISTORY ? Number(process.env.LONG_ROLLOUT_HISTORY) : undefined;
   await runRollout(server, spec, { router, metrics, notifier: new RecordingNotifier() }, async (handle) => {
     let status = await handle.query(statusQuery);
+    let reported = 0;
     while (status.decisionPage.total < CHECKS) {
       await server.env().sleep('30m');
       status = await handle.query(statusQuery);
+      if (status.decisionPage.total - reported >= 2_000) {
+        reported = status.decisionPage.total;
+        console.log(`${reported} checks after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      }
     }
     const checksPerSecond = status.decisionPage.total / ((Date.now() - started) / 1000);
     console.log(`${status.decisionPage.total} checks in ${((Date.now() - started) / 1000).toFixed(0)} s (${checksPerSecond.toFixed(0)}/s)`);
