@@ -223,7 +223,11 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
       }
       if (state.sinceCheckMs >= interval || state.bakedMs >= bakeMs) {
         if (baked) state.stepExtensions += 1;
-        state.sinceCheckMs = 0; // the next interval starts as this check does
+        // The next interval starts as this check does, less the check's own lateness (timer to task),
+        // so that checks keep to their schedule instead of drifting by it; a check more than an
+        // interval late starts the schedule afresh rather than bunching the next ones up.
+        const lateMs = state.sinceCheckMs - interval;
+        state.sinceCheckMs = lateMs > 0 && lateMs < interval ? lateMs : 0;
         const ending = await runCheck(step);
         if (ending) return ending;
         if (continueAsNewDue()) return { kind: 'continue-as-new' };
