@@ -226,26 +226,13 @@ export class GatewayMetrics {
     for (const versions of this.targets.values()) yield* versions.values();
   }
 
-  readonly promRequests: Counter<'target' | 'version' | 'code'> = (() => {
-    const all = () => this.allStats();
-    return new Counter({
-      name: 'gateway_requests_total',
-      help: 'Proxied requests, by target, version and status code class',
-      labelNames: ['target', 'version', 'code'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const stats of all()) {
-          for (let i = 0; i < CODE_CLASSES.length; i++) {
-            const delta = stats.byCode[i]! - stats.reportedByCode[i]!;
-            if (delta > 0) {
-              this.inc({ target: stats.target, version: stats.version, code: CODE_CLASSES[i]! }, delta);
-              stats.reportedByCode[i] = stats.byCode[i]!;
-            }
-          }
-        }
-      },
-    });
-  })();
+  readonly promRequests = countsByClass(this.registry, () => this.allStats(), {
+    name: 'gateway_requests_total',
+    help: 'Proxied requests, by target, version and status code class',
+    label: 'code',
+    classes: CODE_CLASSES,
+    counts: (stats) => [stats.byCode, stats.reportedByCode],
+  });
   readonly promErrors: Counter<'target' | 'version'> = (() => {
     const all = () => this.allStats();
     return new Counter({
@@ -281,26 +268,13 @@ export class GatewayMetrics {
         count: s.timeToFirstByteCount,
       })),
   );
-  readonly promRejected: Counter<'target' | 'version' | 'reason'> = (() => {
-    const all = () => this.allStats();
-    return new Counter({
-      name: 'gateway_rejected_total',
-      help: 'Proxied requests the gateway refused to protect an upstream (503 upstream_overloaded), by target, version and reason; not counted as the version\'s requests or errors',
-      labelNames: ['target', 'version', 'reason'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const stats of all()) {
-          for (let i = 0; i < REJECT_REASONS.length; i++) {
-            const delta = stats.rejected[i]! - stats.reportedRejected[i]!;
-            if (delta > 0) {
-              this.inc({ target: stats.target, version: stats.version, reason: REJECT_REASONS[i]! }, delta);
-              stats.reportedRejected[i] = stats.rejected[i]!;
-            }
-          }
-        }
-      },
-    });
-  })();
+  readonly promRejected = countsByClass(this.registry, () => this.allStats(), {
+    name: 'gateway_rejected_total',
+    help: 'Proxied requests the gateway refused to protect an upstream (503 upstream_overloaded), by target, version and reason; not counted as the version\'s requests or errors',
+    label: 'reason',
+    classes: REJECT_REASONS,
+    counts: (stats) => [stats.rejected, stats.reportedRejected],
+  });
   readonly promClientErrors = new Counter<'reason'>({
     name: 'gateway_client_errors_total',
     help: 'Requests answered or cut by the gateway for the client\'s fault (malformed, headers too large, too slow), by reason',
@@ -412,4 +386,34 @@ export class GatewayMetrics {
     for (const [name, stats] of versions) out[name] = stats.snapshot();
     return { target, versions: out };
   }
+}
+
+/**
+ * A Prometheus counter per target × version × class (status code class, rejection reason) whose
+ * values live in each VersionStats' plain arrays, off the hot path: at scrape time what grew since
+ * the last scrape (`current` − `reported`) is folded in.
+ */
+function countsByClass<L extends string>(
+  registry: Registry,
+  all: () => Iterable<VersionStats>,
+  spec: { name: string; help: string; label: L; classes: readonly string[]; counts: (stats: VersionStats) => [current: number[], reported: number[]] },
+): Counter<'target' | 'version' | L> {
+  return new Counter({
+    name: spec.name,
+    help: spec.help,
+    labelNames: ['target', 'version', spec.label] as const,
+    registers: [registry],
+    collect() {
+      for (const stats of all()) {
+        const [current, reported] = spec.counts(stats);
+        for (let i = 0; i < spec.classes.length; i++) {
+          const delta = current[i]! - reported[i]!;
+          if (delta > 0) {
+            this.inc({ target: stats.target, version: stats.version, [spec.label]: spec.classes[i]! } as Record<'target' | 'version' | L, string>, delta);
+            reported[i] = current[i]!;
+          }
+        }
+      }
+    },
+  });
 }
