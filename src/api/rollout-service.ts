@@ -10,7 +10,6 @@ import {
   type Client,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
-  type WorkflowHandle,
 } from '@temporalio/client';
 import {
   ApplicationFailure,
