@@ -25,45 +25,85 @@
 import type { AnalysisSpec } from '../../src/spec/schema';
 import type { Histogram, MetricsSample } from '../../src/analysis/metrics';
 import { summarize } from '../../src/analysis/metrics';
-import { thresholdJudge } from '../../src/analysis/threshold-judge';
-import { createSequentialJudge, type MetricReport, type SequentialState } from '../../src/analysis/sequential';
+import { THRESHOLD_DEFAULTS, thresholdJudge } from '../../src/analysis/threshold-judge';
+import { judgeFor } from '../../src/analysis/judges';
+import { resolveOptions } from '../../src/analysis/sequential';
+import { intervalLogLik } from '../../src/analysis/sequential/ratio-test';
+import type { CheckOutcome, JudgeTraits } from '../../src/workflows/step-policy';
 import { chooseBoundaryIndex } from '../../src/analysis/sequential/boundary';
 
-export interface Check {
-  rollback: boolean;
-  /** Ours only: readyToAdvance, and whether the evidence leans toward regression (marginal). */
-  ready?: boolean;
-  marginal?: boolean;
-}
-
 export interface Runner {
-  check(sample: MetricsSample, weight: number): Check;
+  /** One interval's check, as the step policy (src/workflows/step-policy.ts) reads it. */
+  check(sample: MetricsSample, weight: number): CheckOutcome;
 }
 
 export interface BenchJudge {
   name: string;
-  /** Adaptive judges drive the ladder with readyToAdvance; others bake each step for a fixed time. */
-  adaptive: boolean;
+  /** What the step policy needs of the judge: ours is adaptive; the others bake each step for a fixed time. */
+  traits: JudgeTraits;
   start(analysis: AnalysisSpec): Runner;
 }
 
+/**
+ * Ours, as the workflow runs it: the judge the spec asks for (judgeFor), with the spec's
+ * defaults; the scenarios' thresholds are for the threshold baselines, so ours runs without SLOs.
+ */
 const sequential: BenchJudge = {
   name: 'sequential',
-  adaptive: true,
+  traits: { name: 'sequential', failIsFinal: true, adaptive: true },
   start(analysis) {
-    const judge = createSequentialJudge();
-    let state: SequentialState = judge.initialState();
+    const { thresholds: _forBaselines, ...ours } = analysis;
+    const judge = judgeFor(ours);
+    let state = judge.initialState();
     return {
       check(sample, weight) {
-        const j = judge.judge({ analysis, candidateWeight: weight, interval: sample }, state);
+        const j = judge.judge({ analysis: ours, candidateWeight: weight, interval: sample }, state);
         state = j.state;
-        const ev = j.evidence as Record<string, MetricReport | undefined>;
-        const marginal = ['errors', 'latency', 'ttfb'].some((m) => ev[m]?.tested && (ev[m]?.eValue ?? 0) >= 1);
-        return { rollback: j.verdict === 'fail', ready: j.readyToAdvance === true, marginal };
+        return {
+          verdict: j.verdict,
+          reasons: j.reasons,
+          ready: j.readyToAdvance === true,
+          marginal: j.marginal === true,
+          ...(j.wait ? { wait: j.wait } : {}),
+          candidateRate: sample.candidate.requests / (analysis.interval / 1000),
+        };
       },
     };
   },
 };
+
+/** A baseline's check: it only says whether to roll back (its own counting decides). */
+const rollbackIf = (rollback: boolean): CheckOutcome => ({ verdict: rollback ? 'fail' : 'pass', reasons: [], ready: false, marginal: false });
+const fixedSchedule = (name: string): JudgeTraits => ({ name, failIsFinal: true, adaptive: false });
+
+/**
+ * A floor, not a contender: the sequential probability ratio test that knows the true error-rate
+ * ratio — the likelihood ratio of "ratio = factor" against "ratio = r₀" on the same
+ * interval-conditional split of errors as ours, rolling back at 1/α (our judge's errors share).
+ * Anytime-valid like ours, and the most powerful such test for that one alternative (Wald), so
+ * its detection delay is the least any anytime-valid test at this α can do: our judge, which
+ * does not know the ratio and also watches for late regressions, can only come near it.
+ */
+export function sprtOracle(factor: number): BenchJudge {
+  const o = resolveOptions({});
+  const r0 = o.tolerances.errors;
+  const threshold = Math.log(1 / (o.alpha * o.alphaSplit.errors));
+  return {
+    name: 'sprt-oracle',
+    traits: fixedSchedule('sprt-oracle'),
+    start() {
+      let llr = 0;
+      return {
+        check({ baseline: A, candidate: B }) {
+          if (A.requests > 0 && B.requests > 0) {
+            llr += intervalLogLik(factor, B.requests, A.requests, B.errors, A.errors) - intervalLogLik(r0, B.requests, A.requests, B.errors, A.errors);
+          }
+          return rollbackIf(llr >= threshold);
+        },
+      };
+    },
+  };
+}
 
 /** One check as a fixed-schedule judge saw it (for calibration). */
 export interface RecordedCheck {
@@ -81,8 +121,13 @@ export interface Calibratable {
   critical(checks: readonly RecordedCheck[], analysis: AnalysisSpec): number;
 }
 
+function limitsOf(analysis: AnalysisSpec): { maxErrorRate: number; maxLatencyP95Ms: number } {
+  return { ...THRESHOLD_DEFAULTS, ...analysis.thresholds };
+}
+
 function scaled(analysis: AnalysisSpec, scale: number): AnalysisSpec {
-  return { ...analysis, thresholds: { maxErrorRate: analysis.thresholds.maxErrorRate * scale, maxLatencyP95Ms: analysis.thresholds.maxLatencyP95Ms * scale } };
+  const limits = limitsOf(analysis);
+  return { ...analysis, thresholds: { maxErrorRate: limits.maxErrorRate * scale, maxLatencyP95Ms: limits.maxLatencyP95Ms * scale } };
 }
 
 /**
@@ -97,7 +142,7 @@ function thresholdCounting(name: string, failures: number): Calibratable {
     make(scale, label = name) {
       return {
         name: label,
-        adaptive: false,
+        traits: fixedSchedule(label),
         start(analysis) {
           const a = scaled(analysis, scale);
           let failed = 0;
@@ -105,7 +150,7 @@ function thresholdCounting(name: string, failures: number): Calibratable {
             check(sample, weight) {
               const j = thresholdJudge.judge({ analysis: a, candidateWeight: weight, interval: sample }, null);
               if (j.verdict === 'fail') failed += 1;
-              return { rollback: failed >= failures };
+              return rollbackIf(failed >= failures);
             },
           };
         },
@@ -116,8 +161,9 @@ function thresholdCounting(name: string, failures: number): Calibratable {
       const ratios = checks.map(({ sample }) => {
         const c = summarize(sample.candidate);
         if (c.requests < analysis.minRequests) return 0;
-        const lat = c.latencyP95Ms === undefined ? 0 : c.latencyP95Ms / analysis.thresholds.maxLatencyP95Ms;
-        return Math.max(c.errorRate / analysis.thresholds.maxErrorRate, lat);
+        const limits = limitsOf(analysis);
+        const lat = c.latencyP95Ms === undefined ? 0 : c.latencyP95Ms / limits.maxLatencyP95Ms;
+        return Math.max(c.errorRate / limits.maxErrorRate, lat);
       });
       ratios.sort((x, y) => y - x);
       return ratios[failures - 1] ?? 0;
@@ -213,10 +259,10 @@ function criticalZJudge(family: string, statistic: (analysis: AnalysisSpec) => (
     make(zCritical, name = family) {
       return {
         name,
-        adaptive: false,
+        traits: fixedSchedule(name),
         start(analysis) {
           const z = statistic(analysis);
-          return { check: (sample) => ({ rollback: z(sample) > zCritical }) };
+          return { check: (sample) => rollbackIf(z(sample) > zCritical) };
         },
       };
     },
@@ -247,11 +293,11 @@ export function calibratedJudges(knobs: Record<string, number>): BenchJudge[] {
 export function recorder(into: RecordedCheck[]): BenchJudge {
   return {
     name: 'recorder',
-    adaptive: false,
+    traits: fixedSchedule('recorder'),
     start: () => ({
       check(sample, weight) {
         into.push({ sample, weight });
-        return { rollback: false };
+        return rollbackIf(false);
       },
     }),
   };

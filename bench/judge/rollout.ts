@@ -1,24 +1,23 @@
 /**
  * Drives one judge through one simulated rollout, either at a fixed weight for a horizon or up
- * the full ladder. On the ladder, fixed judges bake each step for BAKE intervals; the adaptive
- * judge (ours) follows the workflow policy its readyToAdvance is meant for:
- *  - end a step of at most 25% early once ready (after at least MIN_STEP intervals); larger
- *    steps serve their bake in full (a late regression is still to be caught before 100%);
- *  - at the end of the bake, extend while marginal (not ready and some e-value ≥ 1), up to
- *    `maxExtensionChecks` more intervals (MAX_STEP in all, as the workflow counts), then move on;
- *  - never go beyond 25% without ready: at the 25% and 50% steps, extend until ready; past
- *    MAX_STEP intervals the workflow holds the step, still checking (so still rolling back on a
- *    failing check), and moves on once ready. A rollout still holding when the horizon ends
- *    counts as "held" (an operator would have had to decide).
+ * the full ladder, one check per interval. On the ladder every step is decided by the product's
+ * own step policy (src/workflows/step-policy.ts, as the workflow calls it): each step bakes for
+ * BAKE intervals; with our judge (adaptive, readiness required) a step of at most 25% ends early
+ * once ready, a step not ready at the end of its bake is extended while its evidence leans toward
+ * a regression (up to `maxExtensionChecks`), and leaving 25% or 50% waits for ready — extended,
+ * then holding, still checking (so still rolling back on a failing check). A rollout still
+ * holding at the gate when the horizon ends counts as "held" (an operator would have had to
+ * decide). The fixed-schedule baselines end each step at the end of its bake.
  */
-import type { AnalysisSpec } from '../../src/spec/schema';
+import type { AnalysisSpec, RolloutStep } from '../../src/spec/schema';
+import { NO_CHECKS, decideAfterCheck, newStepCounters, type CheckOutcome, type StepContext, type StepDecision } from '../../src/workflows/step-policy';
 import type { MetricsSample } from '../../src/analysis/metrics';
 import type { BenchJudge } from './judges';
 import { addSamples, emptySample, intervalAt, truthAt, type Rollout } from './simulator';
 
+/** The ladder's weights; after the last, the candidate takes 100% (promotion, a step without bake). */
 export const LADDER = [1, 5, 10, 25, 50];
 export const BAKE = 10;
-export const MIN_STEP = 2;
 
 export type Schedule = { kind: 'fixed'; weight: number } | { kind: 'ladder' };
 
@@ -35,10 +34,14 @@ export interface Outcome {
   candidateRequests: number;
   /** Excess errors + excess slow requests (beyond the nominal p95) served by the regressed candidate. */
   harmed: number;
+  /** The first check that found the evidence ready (interval index), and the candidate requests served by then. */
+  readyAt: number | null;
+  readyCandidateRequests: number | null;
 }
 
 export const ANALYSIS: AnalysisSpec = {
   judge: 'sequential',
+  readiness: 'required',
   maxExtensionChecks: 30,
   interval: 30_000,
   minRequests: 50,
@@ -48,10 +51,21 @@ export const ANALYSIS: AnalysisSpec = {
   thresholds: { maxErrorRate: 0.02, maxLatencyP95Ms: 1000 },
 };
 
-/** The bake, then the workflow's default `maxExtensionChecks`. */
-export const MAX_STEP = BAKE + ANALYSIS.maxExtensionChecks;
 /** Two hours of 30 s checks: room for every step's extensions, and for holds at the gate. */
 export const LADDER_HORIZON = 240;
+
+/** The ladder as a spec's steps: each baked for BAKE intervals, then 100% without a bake. */
+export function ladderSteps(analysis: AnalysisSpec): RolloutStep[] {
+  return [...LADDER.map((weight) => ({ weight, bake: BAKE * analysis.interval, gate: 'auto' as const })), { weight: 100, gate: 'auto' as const }];
+}
+
+/** One check's record, for comparing the bench's loop with the workflow's (test/workflow/step-policy-parity.test.ts). */
+export interface CheckRecord {
+  step: number;
+  weight: number;
+  verdict: CheckOutcome['verdict'];
+  action: StepDecision['kind'];
+}
 
 export function runRollout(
   judge: BenchJudge,
@@ -59,15 +73,20 @@ export function runRollout(
   schedule: Schedule,
   analysis: AnalysisSpec,
   cache: Map<string, MetricsSample>,
+  trace?: CheckRecord[],
 ): Outcome {
   const runner = judge.start(analysis);
+  const steps = ladderSteps(analysis);
   let step = 0;
-  let inStep = 0;
+  let counters = NO_CHECKS;
+  let holding = false;
   let carry: MetricsSample | undefined;
   let candidateRequests = 0;
   let sinceOnset = 0;
   let harmed = 0;
-  const weightAt = () => (schedule.kind === 'fixed' ? schedule.weight : LADDER[step]!);
+  let readyAt: number | null = null;
+  let readyCandidateRequests: number | null = null;
+  const weightAt = () => (schedule.kind === 'fixed' ? schedule.weight : steps[step]!.weight);
   for (let k = 0; k < rollout.horizon; k++) {
     const weight = weightAt();
     const truth = truthAt(rollout, k);
@@ -86,6 +105,10 @@ export function runRollout(
       carry = undefined;
     }
     const check = runner.check(sample, weight);
+    if (check.ready && readyAt === null) {
+      readyAt = k;
+      readyCandidateRequests = candidateRequests;
+    }
     const done = (o: Partial<Outcome>): Outcome => ({
       rolledBack: false,
       promoted: false,
@@ -95,28 +118,29 @@ export function runRollout(
       candidateRequestsSinceOnset: sinceOnset,
       candidateRequests,
       harmed,
+      readyAt,
+      readyCandidateRequests,
       ...o,
     });
-    if (check.rollback) return done({ rolledBack: true });
-    if (schedule.kind === 'ladder') {
-      inStep += 1;
-      let advance = false;
-      if (judge.adaptive) {
-        const gate = weight >= 25; // leaving this step goes beyond 25%
-        if (check.ready && (weight <= 25 ? inStep >= MIN_STEP : inStep >= BAKE)) advance = true;
-        else if (inStep >= BAKE && !gate && !check.marginal) advance = true;
-        else if (inStep >= MAX_STEP && !gate) advance = true;
-      } else if (inStep >= BAKE) {
-        advance = true;
-      }
-      if (advance) {
-        step += 1;
-        inStep = 0;
-        if (step >= LADDER.length) return done({ promoted: true });
-      }
+    // A fixed weight is one endless step: its bake never ends, so only a rollback decides.
+    const current = schedule.kind === 'fixed' ? { weight, bake: rollout.horizon * analysis.interval } : steps[step]!;
+    const context: StepContext = { analysis, judge: judge.traits, step: current, nextWeight: schedule.kind === 'fixed' ? undefined : steps[step + 1]?.weight };
+    const bake = current.bake ?? 0;
+    const bakedMs = (counters.stepChecks + 1) * analysis.interval;
+    const next = decideAfterCheck(context, counters, check, { bakeWasOver: counters.stepChecks * analysis.interval >= bake, bakedMs });
+    counters = next.counters;
+    const { decision } = next;
+    trace?.push({ step, weight, verdict: check.verdict, action: decision.kind });
+    if (decision.kind === 'rollback') return done({ rolledBack: true });
+    holding = decision.kind === 'hold' && decision.gate;
+    if (decision.kind === 'end') {
+      step += 1;
+      counters = newStepCounters(counters);
+      holding = false;
+      // The step at 100% has no bake: reaching it is the promotion.
+      if (!steps[step]!.bake) return done({ promoted: true });
     }
   }
-  const holding = schedule.kind === 'ladder' && judge.adaptive && weightAt() >= 25 && inStep >= MAX_STEP;
   return {
     rolledBack: false,
     promoted: false,
@@ -126,5 +150,7 @@ export function runRollout(
     candidateRequestsSinceOnset: sinceOnset,
     candidateRequests,
     harmed,
+    readyAt,
+    readyCandidateRequests,
   };
 }

@@ -1,5 +1,6 @@
 /**
- * Judge benchmark: `npm run bench:judge [-- --quick] [--workers N] [--out path]`.
+ * Judge benchmark: `npm run bench:judge [-- --quick] [--workers N] [--out path] [--only REGEX]`
+ * (`--only`: just the scenarios whose id matches, for exploring; the committed run has them all).
  * Runs every scenario's seeded rollouts through every judge (same traffic for all), in worker
  * threads, prints a table and writes bench/results/judge.json.
  *
@@ -19,12 +20,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { MetricsSample } from '../../src/analysis/metrics';
-import { BASELINES, JUDGES, calibratedJudges, recorder, type BenchJudge, type RecordedCheck } from './judges';
+import { BASELINES, JUDGES, calibratedJudges, recorder, sprtOracle, type BenchJudge, type RecordedCheck } from './judges';
 import { hashSeed } from './random';
 import { INTERVAL_SECONDS, newRollout } from './simulator';
 import { LADDER_HORIZON, runRollout, type Outcome } from './rollout';
 import { scenarios, type Scenario } from './scenarios';
-import { clopperPearson, quantile, twoProportionZ } from './stats';
+import { clopperPearson, fixedSampleDetectionN, fixedSampleReadinessN, quantile, twoProportionZ } from './stats';
+import { resolveOptions } from '../../src/analysis/sequential';
 
 interface Task {
   kind: 'run' | 'calibrate';
@@ -38,6 +40,8 @@ interface TaskResult {
   task: Task;
   /** outcomes[judge][rep] */
   outcomes: Outcome[][];
+  /** Pass 1, errors at a fixed weight: the SPRT oracle's outcomes on the same rollouts (a floor). */
+  floor?: Outcome[];
   /** kind 'calibrate': criticals[family][rep] */
   criticals: number[][];
 }
@@ -63,17 +67,26 @@ function runTask(all: Scenario[], task: Task): TaskResult {
   }
   const judges = judgesFor(task);
   const outcomes: Outcome[][] = judges.map(() => []);
+  const floorJudge = !task.knobs && oracleN(s) !== null ? sprtOracle(s.world.errorFactor) : undefined;
+  const floor: Outcome[] = [];
   for (let rep = task.from; rep < task.to; rep++) {
     const rollout = newRollout(s.world, hashSeed(RUN_SEED, task.scenario, rep), s.horizon);
     const cache = new Map<string, MetricsSample>();
     judges.forEach((judge, j) => outcomes[j]!.push(runRollout(judge, rollout, s.schedule, s.analysis, cache)));
+    if (floorJudge) floor.push(runRollout(floorJudge, rollout, s.schedule, s.analysis, cache));
   }
-  return { task, outcomes, criticals: [] };
+  return { task, outcomes, criticals: [], ...(floorJudge ? { floor } : {}) };
+}
+
+/** The scenarios of this run: all, or those whose id matches `--only REGEX`. */
+function selected(quick: boolean, only: string | undefined): Scenario[] {
+  const pattern = only === undefined ? undefined : new RegExp(only);
+  return scenarios(quick).filter((s) => !pattern || pattern.test(s.id));
 }
 
 if (!isMainThread) {
-  const { quick } = workerData as { quick: boolean };
-  const all = scenarios(quick);
+  const { quick, only } = workerData as { quick: boolean; only?: string };
+  const all = selected(quick, only);
   parentPort!.on('message', (task: Task | null) => {
     if (task === null) process.exit(0);
     parentPort!.postMessage(runTask(all, task));
@@ -83,7 +96,7 @@ if (!isMainThread) {
 }
 
 /** A pool of worker threads running tasks; each result goes to `onResult`. */
-async function runPool(tasks: Task[], workers: number, quick: boolean, onResult: (r: TaskResult) => void, started: number): Promise<void> {
+async function runPool(tasks: Task[], workers: number, quick: boolean, only: string | undefined, onResult: (r: TaskResult) => void, started: number): Promise<void> {
   let done = 0;
   await new Promise<void>((resolveAll, reject) => {
     let next = 0;
@@ -91,7 +104,7 @@ async function runPool(tasks: Task[], workers: number, quick: boolean, onResult:
     for (let w = 0; w < workers; w++) {
       // A CommonJS bootstrap that registers tsx, then loads this file in the worker.
       const bootstrap = `require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`;
-      const worker = new Worker(bootstrap, { eval: true, workerData: { quick } });
+      const worker = new Worker(bootstrap, { eval: true, workerData: { quick, only } });
       const feed = () => {
         if (next < tasks.length) worker.postMessage(tasks[next++]);
         else {
@@ -121,7 +134,10 @@ async function main(): Promise<void> {
   const workers = workersArg >= 0 ? Number(args[workersArg + 1]) : Math.max(1, Math.min(2, availableParallelism()));
   const outArg = args.indexOf('--out');
   const outPath = resolve(outArg >= 0 ? args[outArg + 1]! : 'bench/results/judge.json');
-  const all = scenarios(quick);
+  const onlyArg = args.indexOf('--only');
+  const only = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
+  const all = selected(quick, only);
+  if (all.length === 0) throw new Error(`--only ${only}: no scenario matches`);
   const chunk = quick ? 10 : 25;
   const split = (kind: Task['kind'], which: (s: Scenario) => boolean, reps: (s: Scenario) => number, knobsFor?: (s: Scenario) => Record<string, number>): Task[] => {
     const tasks: Task[] = [];
@@ -136,13 +152,17 @@ async function main(): Promise<void> {
 
   // Pass 1: ours and the stock baselines.
   const results: Outcome[][][] = all.map(() => JUDGES.map(() => []));
-  await runPool(split('run', () => true, (s) => s.reps), workers, quick, (r) => r.outcomes.forEach((o, j) => results[r.task.scenario]![j]!.push(...o)), started);
-  const rows = summarize(all, results, JUDGES);
+  const floors: Outcome[][] = all.map(() => []);
+  await runPool(split('run', () => true, (s) => s.reps), workers, quick, only, (r) => {
+    r.outcomes.forEach((o, j) => results[r.task.scenario]![j]!.push(...o));
+    floors[r.task.scenario]!.push(...(r.floor ?? []));
+  }, started);
+  const rows = summarize(all, results, JUDGES, floors);
 
   // Pass 2: calibrate each baseline's knob to our A/A false-rollback rate, per stratum, on other seeds.
   const strata = [...new Set(all.map((s) => s.world.baseErrorRate))];
   const criticals = new Map(strata.map((base) => [base, BASELINES.map((): number[] => [])]));
-  await runPool(split('calibrate', (s) => isTargetAA(s), (s) => s.reps), workers, quick, (r) => {
+  await runPool(split('calibrate', (s) => isTargetAA(s), (s) => s.reps), workers, quick, only, (r) => {
     const byFamily = criticals.get(all[r.task.scenario]!.world.baseErrorRate)!;
     r.criticals.forEach((c, i) => byFamily[i]!.push(...c));
   }, started);
@@ -163,7 +183,7 @@ async function main(): Promise<void> {
   // Pass 3: the calibrated baselines (the knob of each scenario's stratum) on pass 1's seeds.
   const cal = calibratedJudges(Object.fromEntries(BASELINES.map((b) => [b.name, b.stock])));
   const calResults: Outcome[][][] = all.map(() => cal.map(() => []));
-  await runPool(split('run', () => true, (s) => s.reps, knobsFor), workers, quick, (r) => r.outcomes.forEach((o, j) => calResults[r.task.scenario]![j]!.push(...o)), started);
+  await runPool(split('run', () => true, (s) => s.reps, knobsFor), workers, quick, only, (r) => r.outcomes.forEach((o, j) => calResults[r.task.scenario]![j]!.push(...o)), started);
   const report = [...rows, ...summarize(all, calResults, cal)];
 
   const seconds = (Date.now() - started) / 1000;
@@ -176,10 +196,18 @@ async function main(): Promise<void> {
   const gate = gateSummary(report);
   console.log(`\nHealthy (A/A) ladder rollouts, ours (≥ 3 canary pods), within the ${(LADDER_HORIZON * INTERVAL_SECONDS) / 3600} h horizon:`);
   for (const g of gate) console.log(`  ${g.cells}: promoted ${pct(g.promoted)}, still holding at the 25% readiness gate ${pct(g.held)}, rolled back ${pct(g.rolledBack)}; minutes to promote p50/p90 ${g.promoteMinutesP50}/${g.promoteMinutesP90} (worst cell)`);
+  const readiness = readinessSummary(report);
+  console.log('\nIdentical candidates at low traffic, ours (ladder): first ready check, and promotion:');
+  for (const r of readiness) {
+    console.log(
+      `  ${r.scenario}: ready after ${r.readyMinutesP50 ?? '-'}/${r.readyMinutesP90 ?? '-'} min (p50/p90), ${r.readyRequestsP50 ?? '-'}/${r.readyRequestsP90 ?? '-'} candidate requests; ` +
+        `promoted ${pct(r.promoted)} in ${r.promoteMinutesP50 ?? '-'}/${r.promoteMinutesP90 ?? '-'} min; a fixed-sample test at the same slack and α needs ${r.fixedSampleN50}/${r.fixedSampleN90} candidate requests (50%/90% power)`,
+    );
+  }
   const judges = [...JUDGES, ...cal].map((j) => j.name);
   console.log(`\n${all.reduce((s, x) => s + x.reps, 0)} rollouts × ${judges.length} judges in ${seconds.toFixed(0)} s on ${workers} worker(s)${quick ? ' (--quick)' : ''}.`);
   mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges, calibration, matched, gate, scenarios: report, targets }, null, 2) + '\n');
+  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges, calibration, matched, gate, readiness, scenarios: report, targets }, null, 2) + '\n');
   console.log(`wrote ${outPath}`);
 }
 
@@ -216,10 +244,22 @@ interface Row {
   /** A/A: minutes to promotion (promoted rollouts). */
   promoteMinutesP50: number | null;
   promoteMinutesP90: number | null;
+  /** Minutes (and candidate requests) to the first ready check, rollouts that got there. */
+  readyMinutesP50: number | null;
+  readyMinutesP90: number | null;
+  readyRequestsP50: number | null;
+  readyRequestsP90: number | null;
+  /** Errors at a fixed weight: the fixed-sample oracle's n (90% power at the judge's α and tolerance), and delay p90 / it. */
+  oracleN: number | null;
+  oracleRatio: number | null;
+  /** Ours, errors at a fixed weight: the SPRT that knows the true ratio (judges.ts sprtOracle) on the same rollouts — the least any anytime-valid test can do. */
+  floorPower: number | null;
+  floorDelayP90: number | null;
+  floorRatio: number | null;
   harmedMean: number;
 }
 
-function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]): Row[] {
+function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[], floors?: Outcome[][]): Row[] {
   const rows: Row[] = [];
   all.forEach((s, i) => {
     judges.forEach((judge, j) => {
@@ -227,6 +267,12 @@ function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]
       const rb = o.filter((x) => x.rolledBack);
       const promoted = o.filter((x) => x.promoted);
       const minutes = (x: Outcome) => ((x.decidedAt + 1) * INTERVAL_SECONDS) / 60;
+      const ready = o.filter((x) => x.readyAt !== null);
+      const oracle = oracleN(s);
+      const delayP90 = quantile(rb.map((x) => x.candidateRequestsSinceOnset), 0.9);
+      const floor = judge.name === 'sequential' ? floors?.[i] ?? [] : [];
+      const floorRb = floor.filter((x) => x.rolledBack);
+      const floorP90 = floor.length > 0 ? quantile(floorRb.map((x) => x.candidateRequestsSinceOnset), 0.9) : null;
       rows.push({
         scenario: s.id,
         group: s.group,
@@ -241,9 +287,18 @@ function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]
         promoted: promoted.length,
         held: o.filter((x) => x.held).length,
         delayP50: roundN(quantile(rb.map((x) => x.candidateRequestsSinceOnset), 0.5)),
-        delayP90: roundN(quantile(rb.map((x) => x.candidateRequestsSinceOnset), 0.9)),
+        delayP90: roundN(delayP90),
         promoteMinutesP50: roundN(quantile(promoted.map(minutes), 0.5)),
         promoteMinutesP90: roundN(quantile(promoted.map(minutes), 0.9)),
+        readyMinutesP50: round1(quantile(ready.map((x) => ((x.readyAt! + 1) * INTERVAL_SECONDS) / 60), 0.5)),
+        readyMinutesP90: round1(quantile(ready.map((x) => ((x.readyAt! + 1) * INTERVAL_SECONDS) / 60), 0.9)),
+        readyRequestsP50: roundN(quantile(ready.map((x) => x.readyCandidateRequests!), 0.5)),
+        readyRequestsP90: roundN(quantile(ready.map((x) => x.readyCandidateRequests!), 0.9)),
+        oracleN: oracle === null ? null : Math.round(oracle),
+        oracleRatio: oracle === null || delayP90 === null ? null : Math.round((delayP90 / oracle) * 100) / 100,
+        floorPower: floor.length > 0 ? round4(floorRb.length / floor.length) : null,
+        floorDelayP90: roundN(floorP90),
+        floorRatio: oracle === null || floorP90 === null ? null : Math.round((floorP90 / oracle) * 100) / 100,
         harmedMean: Math.round(o.reduce((sum, x) => sum + x.harmed, 0) / o.length),
       });
     });
@@ -251,13 +306,24 @@ function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]
   return rows;
 }
 
+/**
+ * Errors regressions at a fixed weight from the start: the candidate requests a fixed-sample test
+ * at our judge's tolerance and α (its errors share) needs for 90% power (stats.ts).
+ */
+function oracleN(s: Scenario): number | null {
+  if (s.group !== 'errors' || s.schedule.kind !== 'fixed' || s.world.onset !== 0) return null;
+  const o = resolveOptions({});
+  return fixedSampleDetectionN({ baseRate: s.world.baseErrorRate, factor: s.world.errorFactor, weight: s.schedule.weight, r0: o.tolerances.errors, alpha: o.alpha * o.alphaSplit.errors, power: 0.9 });
+}
+
+const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
 const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 const sig4 = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)) : x);
 const roundN = (x: number | null) => (x === null ? null : Math.round(x));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 function printTable(rows: Row[]): void {
-  const header = ['scenario', 'judge', 'n', 'rollback [95% CI]', '<25%', 'promo', 'held', 'delay p50/p90', 'promote min p50/p90', 'harmed'];
+  const header = ['scenario', 'judge', 'n', 'rollback [95% CI]', '<25%', 'promo', 'held', 'delay p50/p90', 'oracle n (p90 ×)', 'SPRT floor p90 (×)', 'promote min p50/p90', 'harmed'];
   const lines = rows.map((r) => [
     r.scenario,
     r.judge,
@@ -267,6 +333,8 @@ function printTable(rows: Row[]): void {
     String(r.promoted),
     String(r.held),
     r.group === 'A/A' ? '' : `${r.delayP50 ?? '-'}/${r.delayP90 ?? '-'}`,
+    r.oracleN === null ? '' : `${r.oracleN} (${r.oracleRatio ?? '-'}×)`,
+    r.floorDelayP90 === null ? '' : `${r.floorDelayP90} (${r.floorRatio ?? '-'}×)`,
     r.group === 'A/A' && r.schedule === 'ladder' ? `${r.promoteMinutesP50 ?? '-'}/${r.promoteMinutesP90 ?? '-'}` : '',
     r.group === 'A/A' ? '' : String(r.harmedMean),
   ]);
@@ -321,6 +389,14 @@ function checkTargets(rows: Row[], matched: Matched[]): TargetCheck[] {
       measured: rs.map((r) => `${r.schedule}: power ${pct(r.rollbackRate)}, p90 ${r.delayP90 ?? '-'}`).join('; '),
     });
   }
+  const nearOracle = x2.filter((r) => ['fixed 1%', 'fixed 5%', 'fixed 25%'].includes(r.schedule));
+  out.push({
+    target: 'errors ×2 at 1% base at fixed 1%/5%/25%: delay p90 ≤ 1.3× the fixed-sample oracle n (90% power at the same α and tolerance)',
+    met: nearOracle.length > 0 && nearOracle.every((r) => r.oracleRatio !== null && r.oracleRatio <= 1.3 && r.rollbackRate >= 0.9),
+    measured: nearOracle
+      .map((r) => `${r.schedule}: oracle ${r.oracleN}, ours p90 ${r.delayP90 ?? '-'} (${r.oracleRatio ?? '-'}×, power ${pct(r.rollbackRate)}), SPRT floor p90 ${r.floorDelayP90 ?? '-'} (${r.floorRatio ?? '-'}×, power ${r.floorPower === null ? '-' : pct(r.floorPower)})`)
+      .join('; '),
+  });
   const lat = ours.find((r) => r.scenario === 'latency p95 x1.25 onset=0 ladder');
   if (lat) {
     const power = lat.rollbackBefore25 / lat.n;
@@ -382,6 +458,42 @@ function gateSummary(rows: Row[]): GateSummary[] {
         rolledBack: g.rows.reduce((s, r) => s + r.rollbacks, 0) / n,
         promoteMinutesP50: worst('promoteMinutesP50'),
         promoteMinutesP90: worst('promoteMinutesP90'),
+      };
+    });
+}
+
+interface ReadinessSummary {
+  scenario: string;
+  readyMinutesP50: number | null;
+  readyMinutesP90: number | null;
+  readyRequestsP50: number | null;
+  readyRequestsP90: number | null;
+  promoted: number;
+  promoteMinutesP50: number | null;
+  promoteMinutesP90: number | null;
+  /** Errors readiness by a fixed-sample test (the judge's slack, readyAlpha), at 50% and 90% power. */
+  fixedSampleN50: number;
+  fixedSampleN90: number;
+}
+
+/** Readiness of identical candidates at low traffic (ours), beside the fixed-sample bound for errors, the slowest metric to bound. */
+function readinessSummary(rows: Row[]): ReadinessSummary[] {
+  const o = resolveOptions({});
+  return rows
+    .filter((r) => r.judge === 'sequential' && /^A\/A identical/.test(r.scenario))
+    .map((r) => {
+      const n = (power: number) => Math.round(fixedSampleReadinessN({ baseRate: r.baseErrorRate, slack: o.readyErrorRateSlack, alpha: o.readyAlpha, power }));
+      return {
+        scenario: r.scenario,
+        readyMinutesP50: r.readyMinutesP50,
+        readyMinutesP90: r.readyMinutesP90,
+        readyRequestsP50: r.readyRequestsP50,
+        readyRequestsP90: r.readyRequestsP90,
+        promoted: r.promoted / r.n,
+        promoteMinutesP50: r.promoteMinutesP50,
+        promoteMinutesP90: r.promoteMinutesP90,
+        fixedSampleN50: n(0.5),
+        fixedSampleN90: n(0.9),
       };
     });
 }

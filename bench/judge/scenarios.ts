@@ -25,6 +25,9 @@ const spread = {
 };
 
 const DEFAULT_NUISANCE: Nuisance = { candidatePods: 3, ...spread.mid, shock: 0.15, missing: 0.02 };
+/** No pod-to-pod spread: the candidate's pods are the baseline's, in distribution. */
+const IDENTICAL: Nuisance = { candidatePods: 3, podErrorSpread: 0, podLatencySpread: 0, shock: 0.15, missing: 0.02 };
+export const LOW_TRAFFIC_RPS = [20, 50];
 
 /** Fixed-threshold judges get thresholds an operator would set: 2× the usual error rate, 1.25× the usual p95. */
 function analysisFor(baseErrorRate: number): AnalysisSpec {
@@ -69,6 +72,10 @@ export function scenarios(quick: boolean): Scenario[] {
     }
   }
   add('A/A', 'base=0.1% pods=3 spread=mid shock=0.15 miss=0.02', world(0.001, DEFAULT_NUISANCE), { kind: 'ladder' }, aaReps);
+  // Identical candidates at low traffic (a few tens of requests per second): how soon readiness comes.
+  for (const rps of LOW_TRAFFIC_RPS) {
+    add('A/A', `identical rps=${rps} pods=3 shock=0.15 miss=0.02`, { ...world(0.01, IDENTICAL), rps }, { kind: 'ladder' }, aaReps);
+  }
   for (const weight of [5, 50]) {
     add('A/A', 'pods=3 spread=mid shock=0.15 miss=0.02', world(0.01, DEFAULT_NUISANCE), { kind: 'fixed', weight }, aaReps);
     // The 0.1% stratum's fixed weights too: baselines are calibrated per base error rate (run.ts).

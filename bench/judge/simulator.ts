@@ -108,16 +108,21 @@ export function newRollout(world: World, seed: number, horizon: number): Rollout
   return { seed, world, horizon, traffic, errorDrift, shock, missing, pods: { candidate, baseline } };
 }
 
+/** Logs of the bucket edges and medians, computed once (the per-interval bucket CDFs are the simulator's hot loop). */
+const LOG_BOUNDS = LATENCY_BUCKETS_MS.map((b) => Math.log(b));
+const LOG_LAT_MEDIAN = Math.log(LAT_MEDIAN_MS);
+const LOG_SLOW_MEDIAN = Math.log(SLOW_MEDIAN_MS);
+const LOG_TTFB_MEDIAN = Math.log(TTFB_MEDIAN_MS);
+
 /** Per-bucket probabilities of the latency mixture, averaged over pods, with extra log shift. */
 function latencyBuckets(pods: Pod[], shift: number, factor: number): number[] {
-  const bounds = LATENCY_BUCKETS_MS;
-  const cdf = new Array(bounds.length).fill(0) as number[];
+  const cdf = new Array(LOG_BOUNDS.length).fill(0) as number[];
   for (const pod of pods) {
     const m = Math.log(pod.latency * factor) + shift;
-    for (let j = 0; j < bounds.length; j++) {
-      const lb = Math.log(bounds[j]!);
+    for (let j = 0; j < LOG_BOUNDS.length; j++) {
+      const lb = LOG_BOUNDS[j]!;
       cdf[j] = cdf[j]! +
-        ((1 - SLOW_SHARE) * normalCdf((lb - Math.log(LAT_MEDIAN_MS) - m) / LAT_SIGMA) + SLOW_SHARE * normalCdf((lb - Math.log(SLOW_MEDIAN_MS) - m) / SLOW_SIGMA)) /
+        ((1 - SLOW_SHARE) * normalCdf((lb - LOG_LAT_MEDIAN - m) / LAT_SIGMA) + SLOW_SHARE * normalCdf((lb - LOG_SLOW_MEDIAN - m) / SLOW_SIGMA)) /
         pods.length;
     }
   }
@@ -125,11 +130,10 @@ function latencyBuckets(pods: Pod[], shift: number, factor: number): number[] {
 }
 
 function ttfbBuckets(pods: Pod[], shift: number): number[] {
-  const bounds = LATENCY_BUCKETS_MS;
-  const cdf = new Array(bounds.length).fill(0) as number[];
+  const cdf = new Array(LOG_BOUNDS.length).fill(0) as number[];
   for (const pod of pods) {
     const m = Math.log(pod.latency) + shift;
-    for (let j = 0; j < bounds.length; j++) cdf[j] = cdf[j]! + normalCdf((Math.log(bounds[j]!) - Math.log(TTFB_MEDIAN_MS) - m) / TTFB_SIGMA) / pods.length;
+    for (let j = 0; j < LOG_BOUNDS.length; j++) cdf[j] = cdf[j]! + normalCdf((LOG_BOUNDS[j]! - LOG_TTFB_MEDIAN - m) / TTFB_SIGMA) / pods.length;
   }
   return toBuckets(cdf);
 }

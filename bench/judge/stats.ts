@@ -1,5 +1,5 @@
 /** Clopper-Pearson intervals and quantiles for the benchmark report. */
-import { logGamma } from './random';
+import { logGamma, normalCdf } from './random';
 
 function logBeta(a: number, b: number): number {
   return logGamma(a) + logGamma(b) - logGamma(a + b);
@@ -77,4 +77,44 @@ export function twoProportionZ(x1: number, n1: number, x2: number, n2: number): 
   const variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2);
   if (!(variance > 0)) return 0;
   return (x1 / n1 - x2 / n2) / Math.sqrt(variance);
+}
+
+/** The standard normal quantile (bisection on the CDF: plenty for a report). */
+export function normalQuantile(p: number): number {
+  let lo = -10;
+  let hi = 10;
+  for (let i = 0; i < 100; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalCdf(mid) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * The oracle for a detection cell: candidate requests a fixed-sample one-sided test of
+ * "p_B ≤ r₀·p_A" at level α needs to reject with the given power when p_B = factor·p_A, at a
+ * constant weight w (percent, n_A = n_B·(100 − w)/w): the usual power calculation for a
+ * two-proportion test with a margin, on D = p̂_B − r₀·p̂_A, with its standard deviation under
+ * the null (p_B = r₀·p_A) and under the alternative:
+ *   √n_B = (z_{1−α}·σ₀ + z_power·σ₁) / (p_B − r₀·p_A),  σ² = p_B(1 − p_B) + r₀²·p_A(1 − p_A)·w/(100 − w).
+ */
+export function fixedSampleDetectionN(o: { baseRate: number; factor: number; weight: number; r0: number; alpha: number; power: number }): number {
+  const pA = o.baseRate;
+  const pB = pA * o.factor;
+  const share = o.weight / (100 - o.weight);
+  const sd = (candidateRate: number) => Math.sqrt(candidateRate * (1 - candidateRate) + o.r0 ** 2 * pA * (1 - pA) * share);
+  const root = (normalQuantile(1 - o.alpha) * sd(o.r0 * pA) + normalQuantile(o.power) * sd(pB)) / (pB - o.r0 * pA);
+  return root * root;
+}
+
+/**
+ * The fixed-sample bound for readiness of an identical candidate: requests a one-sided test at
+ * level α needs to show "error rate ≤ the baseline's + slack" with the given power when the
+ * candidate's rate equals the baseline's (normal approximation, baseline rate known):
+ *   n = p(1 − p)·((z_{1−α} + z_power) / slack)².
+ */
+export function fixedSampleReadinessN(o: { baseRate: number; slack: number; alpha: number; power: number }): number {
+  const z = normalQuantile(1 - o.alpha) + normalQuantile(o.power);
+  return o.baseRate * (1 - o.baseRate) * (z / o.slack) ** 2;
 }

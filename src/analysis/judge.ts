@@ -5,6 +5,7 @@
  */
 import type { AnalysisSpec } from '../spec/schema';
 import type { MetricsSample, VersionSummary } from './metrics';
+import type { WaitReason } from '../workflows/step-policy';
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 
@@ -28,6 +29,13 @@ export interface Judgement<State> {
    * for every metric (the step may end early, and the rollout may go beyond 25%).
    */
   readyToAdvance?: boolean;
+  /** Set by judges that can tell: the evidence leans toward a regression without showing one. */
+  marginal?: boolean;
+  /**
+   * Why the check is not conclusive, or (a pass) not ready: a stable code and a plain sentence,
+   * with the candidate requests still needed when the judge can tell.
+   */
+  wait?: { reason: WaitReason; message: string; candidateRequests?: number };
   state: State;
 }
 

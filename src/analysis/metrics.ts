@@ -38,10 +38,21 @@ export interface MetricsSample {
   candidate: VersionMetrics;
 }
 
-/** Bucket edges (ms) spanning 1 ms – 60 s, fine enough around typical model latencies. */
+/**
+ * Bucket edges (ms), 1 ms – 60 s, log-linear: 14 round mantissas a decade, adjacent edges at most
+ * 1.25× apart. Why: the sequential judge tests latency and TTFB at the edge nearest the baseline's
+ * p95 (sequential/boundary.ts), and at a steep tail's p95 one edge step moves the exceedance
+ * fraction a lot (lognormal σ 0.4: ~3× per 1.25× step). With these edges the boundary's fraction
+ * stays within ~3–9% (target 5%) whatever the median; the former 1.5–2× steps left it anywhere in
+ * 1.4–18%. Exact short decimals, since they become Prometheus `le` labels (seconds). The single
+ * source of edges (gateway, benchmark).
+ */
 export const LATENCY_BUCKETS_MS: readonly number[] = [
-  1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500,
-  10000, 15000, 20000, 30000, 60000,
+  1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 9,
+  10, 12.5, 15, 17.5, 20, 25, 30, 35, 40, 50, 60, 70, 80, 90,
+  100, 125, 150, 175, 200, 250, 300, 350, 400, 500, 600, 700, 800, 900,
+  1000, 1250, 1500, 1750, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 7000, 8000, 9000,
+  10000, 12500, 15000, 17500, 20000, 25000, 30000, 35000, 40000, 50000, 60000,
 ];
 
 export function emptyHistogram(boundsMs: readonly number[] = LATENCY_BUCKETS_MS): Histogram {

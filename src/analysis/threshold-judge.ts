@@ -5,6 +5,9 @@
 import type { Judge, Judgement } from './judge';
 import { summarize } from './metrics';
 
+/** The threshold judge's limits where the spec's `analysis.thresholds` gives none. */
+export const THRESHOLD_DEFAULTS = { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } as const;
+
 export const thresholdJudge: Judge<null> = {
   name: 'threshold',
   initialState: () => null,
@@ -16,10 +19,15 @@ export const thresholdJudge: Judge<null> = {
         verdict: 'inconclusive',
         reasons: [`candidate served ${candidate.requests} requests, fewer than minRequests ${analysis.minRequests}`],
         metrics,
+        wait: {
+          reason: 'thin_traffic',
+          message: `the candidate served ${candidate.requests} requests in the interval, fewer than minRequests ${analysis.minRequests}`,
+          candidateRequests: analysis.minRequests - candidate.requests,
+        },
         state: null,
       };
     }
-    const { maxErrorRate, maxLatencyP95Ms } = analysis.thresholds;
+    const { maxErrorRate, maxLatencyP95Ms } = { ...THRESHOLD_DEFAULTS, ...analysis.thresholds };
     const failures: string[] = [];
     if (candidate.errorRate > maxErrorRate) {
       failures.push(`candidate error rate ${pct(candidate.errorRate)} (${candidate.errors}/${candidate.requests}) is above maxErrorRate ${pct(maxErrorRate)}`);

@@ -20,6 +20,7 @@ import {
 } from '@temporalio/common';
 import type { Config } from '../config';
 import { resolveOptions } from '../analysis/sequential';
+import { THRESHOLD_DEFAULTS } from '../analysis/threshold-judge';
 import { formatDuration, type RolloutSpec } from '../spec';
 import {
   NOT_APPLICABLE,
@@ -356,11 +357,18 @@ function detailSpec(spec: RolloutSpec): string {
 
 function detailJudge(analysis: RolloutSpec['analysis']): string {
   if (analysis.judge === 'threshold') {
-    return `threshold judge: ${analysis.failureLimit} failed check(s) roll back; error rate ≤ ${analysis.thresholds.maxErrorRate}, p95 ≤ ${analysis.thresholds.maxLatencyP95Ms} ms`;
+    const t = { ...THRESHOLD_DEFAULTS, ...analysis.thresholds };
+    return `threshold judge: ${analysis.failureLimit} failed check(s) roll back; error rate ≤ ${t.maxErrorRate}, p95 ≤ ${t.maxLatencyP95Ms} ms`;
   }
   const o = resolveOptions(analysis.sequential);
+  const slo = [
+    analysis.thresholds?.maxErrorRate !== undefined ? `error rate ≤ ${analysis.thresholds.maxErrorRate}` : '',
+    analysis.thresholds?.maxLatencyP95Ms !== undefined ? `p95 ≤ ${analysis.thresholds.maxLatencyP95Ms} ms` : '',
+  ].filter(Boolean);
   return (
     `sequential judge vs the baseline: α = ${o.alpha} for the whole rollout, tolerances errors ${o.tolerances.errors}×, ` +
-    `latency ${o.tolerances.latency}×; the first failing check rolls back; beyond 25% once every metric is bounded`
+    `latency ${o.tolerances.latency}×; the first failing check rolls back; ` +
+    (analysis.readiness === 'advisory' ? 'steps end after their bake (readiness advisory)' : 'beyond 25% once every metric is bounded') +
+    (slo.length > 0 ? `; SLO guardrails ${slo.join(', ')}` : '')
   );
 }

@@ -60,7 +60,16 @@ function codeClassIndex(status: number): number {
   return 0;
 }
 
-const LATENCY_BUCKETS_S = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
+/**
+ * The bucket edges in seconds, for the `le` labels: `ms / 1000` rounded to 12 significant digits,
+ * so every label is the short decimal the edge means (`le="0.0175"`), even for an edge carrying
+ * binary noise from arithmetic (0.30000000000000004 ms renders as `le="0.0003"`).
+ */
+export const LATENCY_BUCKETS_S: readonly number[] = LATENCY_BUCKETS_MS.map(msToSeconds);
+
+export function msToSeconds(ms: number): number {
+  return Number((ms / 1000).toPrecision(12));
+}
 
 /** Index of the bucket an observation falls in: first edge >= value; the last index is +Inf. */
 function bucketIndex(bounds: readonly number[], valueMs: number): number {

@@ -64,7 +64,7 @@ export const stepSchema = z.strictObject({
   gate: z.enum(['auto', 'manual'], { error: 'gate must be "auto" or "manual"' }).default('auto'),
 });
 
-export const analysisSchema = z.strictObject({
+const analysisShape = z.strictObject({
   /**
    * `sequential` (default): anytime-valid comparison with the concurrent baseline, with adaptive
    * steps (src/analysis/sequential). `threshold`: fixed limits on the candidate per check, failed
@@ -73,11 +73,18 @@ export const analysisSchema = z.strictObject({
   judge: z.enum(['threshold', 'sequential'], { error: 'judge must be "threshold" or "sequential"' }).default('sequential'),
   /** Options of the sequential judge (alpha, tolerances...); defaults when omitted. */
   sequential: sequentialOptionsSchema.optional(),
-  /** Sequential judge: extra checks a step may take while the evidence is marginal. */
+  /**
+   * Sequential judge. `required` (default): going beyond 25% needs every metric bounded below its
+   * tolerance, and small steps end early once it is; `advisory`: steps end after their bake when
+   * nothing fails (as with Argo Rollouts and Flagger), readiness is only reported.
+   */
+  readiness: z.enum(['required', 'advisory'], { error: 'readiness must be "required" or "advisory"' }).default('required'),
+  /** Sequential judge, readiness required: extra checks a step may take while its evidence is not ready. */
   maxExtensionChecks: count('maxExtensionChecks', 0, SPEC_LIMITS.checks).default(30),
   /** Time between checks; at least 1 s, so that a bake always advances. */
   interval: duration('interval', SECOND, HOUR).default(parseDuration('30s')!),
   minRequests: count('minRequests', 1, SPEC_LIMITS.requests).default(50),
+  /** Threshold judge: failed checks that roll back (the sequential judge rolls back at its first). */
   failureLimit: count('failureLimit', 1, SPEC_LIMITS.checks).default(2),
   /** Consecutive inconclusive checks tolerated before the rollout is rolled back; 0 = unlimited. */
   inconclusiveLimit: count('inconclusiveLimit', 0, SPEC_LIMITS.checks).default(0),
@@ -86,13 +93,52 @@ export const analysisSchema = z.strictObject({
    * until then, and the rollout rolls back once the outage has lasted this long.
    */
   maxMetricsOutage: duration('maxMetricsOutage', SECOND, DAY).default(parseDuration('5m')!),
+  /**
+   * Absolute limits on the candidate. Threshold judge: per check (defaults 5% and 800 ms).
+   * Sequential judge: SLO guardrails beside the comparison with the baseline, only when given:
+   * the candidate fails once its error rate or p95 is credibly above the limit.
+   */
   thresholds: z
     .strictObject({
-      maxErrorRate: z.number().min(0, 'maxErrorRate must be between 0 and 1').max(1, 'maxErrorRate must be between 0 and 1').default(0.05),
-      maxLatencyP95Ms: z.number().positive('maxLatencyP95Ms must be above 0').default(800),
+      maxErrorRate: z.number().min(0, 'maxErrorRate must be between 0 and 1').max(1, 'maxErrorRate must be between 0 and 1').optional(),
+      maxLatencyP95Ms: z.number().positive('maxLatencyP95Ms must be above 0').optional(),
     })
-    .prefault({}),
+    .optional(),
 });
+
+export const analysisSchema = analysisShape;
+
+/**
+ * Fields the chosen judge would not read, from the input as sent (the parsed spec has defaults
+ * filled in): refused, naming them, so that nothing a user configures is silently ignored.
+ */
+export function unreadAnalysisFields(input: unknown): Array<{ path: Array<string | number>; message: string }> {
+  const analysis = typeof input === 'object' && input !== null ? (input as Record<string, unknown>).analysis : undefined;
+  if (typeof analysis !== 'object' || analysis === null || Array.isArray(analysis)) return [];
+  const given = analysis as Record<string, unknown>;
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  const refuse = (path: string[], why: string) => issues.push({ path: ['analysis', ...path], message: `${path.join('.')} is not read here: ${why}` });
+  const has = (field: string) => given[field] !== undefined;
+  const judge = given.judge ?? 'sequential';
+  if (judge === 'threshold') {
+    for (const field of ['sequential', 'readiness', 'maxExtensionChecks']) {
+      if (has(field)) refuse([field], 'only the sequential judge reads it, and analysis.judge is "threshold"');
+    }
+  }
+  if (judge === 'sequential') {
+    if (has('failureLimit')) refuse(['failureLimit'], 'the sequential judge rolls back at its first failed check (its test already accounts for every look); only the threshold judge counts failed checks');
+    if (given.readiness === 'advisory' && has('maxExtensionChecks')) refuse(['maxExtensionChecks'], 'with analysis.readiness "advisory" a step ends after its bake and is never extended');
+    const options = typeof given.sequential === 'object' && given.sequential !== null ? (given.sequential as Record<string, unknown>) : {};
+    if (options.maxConsecutiveInconclusive !== undefined && typeof given.inconclusiveLimit === 'number' && given.inconclusiveLimit > 0) {
+      refuse(['sequential', 'maxConsecutiveInconclusive'], 'analysis.inconclusiveLimit is set and takes its place; give one of the two');
+    }
+    const thresholds = typeof given.thresholds === 'object' && given.thresholds !== null ? (given.thresholds as Record<string, unknown>) : {};
+    if (options.sloAlphaShare !== undefined && thresholds.maxErrorRate === undefined && thresholds.maxLatencyP95Ms === undefined) {
+      refuse(['sequential', 'sloAlphaShare'], 'it is the share of α for the SLO guardrails, and analysis.thresholds gives none');
+    }
+  }
+  return issues;
+}
 
 const specShape = z.strictObject({
     target: targetSchema(),

@@ -25,12 +25,9 @@ import {
 } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { RolloutActivities } from '../activities';
-import type { Judge } from '../analysis/judge';
+import { judgeFor } from '../analysis/judges';
 import { emptyVersionMetrics, sampleBetween, summarize, type MetricsSample } from '../analysis/metrics';
-import { createSequentialJudge } from '../analysis/sequential';
-import { thresholdJudge } from '../analysis/threshold-judge';
-import { formatDuration } from '../spec/duration';
-import type { AnalysisSpec, RolloutSpec, RolloutStep } from '../spec/schema';
+import type { RolloutSpec, RolloutStep } from '../spec/schema';
 import {
   NOT_APPLICABLE,
   OPERATOR_ACTIONS,
@@ -43,6 +40,7 @@ import { CanaryWeight, RolloutPhase, RolloutTarget, canaryWeightAttribute } from
 import { baselineOnlyRoute, newRolloutState, recordDecision, recordEvent, routeAt, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
 import { reasonsText, type Decision, type DecisionPageRequest, type FinalPhase, type Phase, type RolloutStatus } from './status';
 import type { RolloutEvent, TrafficRoute } from '../activities/types';
+import { decideAfterCheck, decideOnMetricsOutage, type CheckCounters, type CheckOutcome, type StepContext, type StepDecision, type Waiting } from './step-policy';
 
 export interface RolloutInput {
   spec: RolloutSpec;
@@ -73,11 +71,6 @@ const { notify } = proxyActivities<RolloutActivities>({
 });
 
 const DEFAULT_HISTORY_LIMIT = 20_000;
-
-/** Adaptive steps: a step may end early on clear evidence only after this many checks. */
-const MIN_CHECKS_BEFORE_EARLY_END = 2;
-/** Adaptive steps: going beyond this weight needs every metric bounded below its tolerance. */
-const READINESS_REQUIRED_ABOVE = 25;
 
 type StepsOutcome =
   | { kind: 'completed' }
@@ -153,11 +146,10 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
         state.stage = 'bake';
         state.bakedMs = 0;
         state.sinceCheckMs = 0;
-        state.stepVerdict = undefined;
-        state.stepReady = false;
         state.stepChecks = 0;
         state.stepExtensions = 0;
         delete state.holding;
+        delete state.waiting;
       }
       if (state.stage === 'bake') {
         const baked = await bake(step);
@@ -190,11 +182,13 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
 
   /**
    * Holds the step's weight for its bake time (counted only while not paused), running a check
-   * every analysis interval and once more when the bake ends. Returns how the rollout must go on
-   * when it cannot simply take the next step (see `stepMayEnd` for when a step is done).
+   * every analysis interval and once more when the bake ends; after each check the step policy
+   * (step-policy.ts) says whether the step ends, goes on, or the rollout rolls back. Returns how
+   * the rollout must go on when it cannot simply take the next step.
    */
   async function bake(step: RolloutStep): Promise<StepsOutcome | undefined> {
     const bakeMs = step.bake ?? 0;
+    if (bakeMs === 0) return undefined;
     const { interval } = spec.analysis;
     // Bake time is elapsed workflow time, pauses excluded: a check that runs late (a slow metric
     // source, a busy worker) still counts, so a 60 s bake takes 60 s however long its checks take.
@@ -208,8 +202,6 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     };
     for (;;) {
       countElapsed(); // including the last check's own time
-      if (stepMayEnd(step)) return undefined;
-      noteHoldAtReadinessGate(step);
       const baked = state.bakedMs >= bakeMs;
       const slice = baked ? interval - state.sinceCheckMs : Math.min(interval - state.sinceCheckMs, bakeMs - state.bakedMs);
       if (slice > 0) await condition(() => state.phase === 'paused' || state.requested.promote === true, slice);
@@ -222,142 +214,102 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
         continue;
       }
       if (state.sinceCheckMs >= interval || state.bakedMs >= bakeMs) {
-        if (baked) state.stepExtensions += 1;
         // The next interval starts as this check does, less the check's own lateness (timer to task),
         // so that checks keep to their schedule instead of drifting by it; a check more than an
         // interval late starts the schedule afresh rather than bunching the next ones up.
         const lateMs = state.sinceCheckMs - interval;
         state.sinceCheckMs = lateMs > 0 && lateMs < interval ? lateMs : 0;
-        const ending = await runCheck(step);
-        if (ending) return ending;
+        const decision = await runCheck(step, baked);
+        if (decision.kind === 'rollback') return { kind: 'rollback', reason: decision.reason };
+        if (decision.kind === 'end') return undefined;
         if (continueAsNewDue()) return { kind: 'continue-as-new' };
       }
     }
   }
 
-  /**
-   * A step ends only on a passing check: an inconclusive or failed (under the limit) last check
-   * holds the weight and keeps checking. With an adaptive judge, clear evidence ends a step of
-   * at most 25% early, marginal evidence extends it (up to `maxExtensionChecks`), and going
-   * beyond 25% needs every metric bounded below its tolerance.
-   */
-  function stepMayEnd(step: RolloutStep): boolean {
-    const bakeMs = step.bake ?? 0;
-    if (bakeMs === 0) return true;
-    if (state.stepVerdict !== 'pass') return false;
-    if (!judge.adaptive) return state.bakedMs >= bakeMs;
-    // Ending early is for the small steps: beyond 25% the configured bake is served in full, as
-    // a regression that begins late is still to be caught before 100% (readiness rests on the
-    // whole rollout's evidence, most of it from before such a change).
-    if (state.stepReady && step.weight <= READINESS_REQUIRED_ABOVE && state.stepChecks >= MIN_CHECKS_BEFORE_EARLY_END) return true;
-    if (state.stepReady) return state.bakedMs >= bakeMs;
-    const extended = state.bakedMs >= bakeMs && state.stepExtensions >= spec.analysis.maxExtensionChecks;
-    return extended && !readinessRequiredAfter(state.stepIndex);
-  }
-
-  /**
-   * After every extension, unready evidence before a step beyond 25% holds the step: the checks
-   * (and so the rollback test) go on, and the step ends by itself once the evidence is there.
-   * Holding is said once — in the status, the UI's details and a notification — for an operator
-   * who may rather promote or abort. (Not a pause: a paused rollout runs no checks, and the
-   * candidate would keep its share of traffic unwatched.)
-   */
-  function noteHoldAtReadinessGate(step: RolloutStep): void {
-    const exhausted = state.bakedMs >= (step.bake ?? 0) && state.stepExtensions >= spec.analysis.maxExtensionChecks;
-    if (!judge.adaptive || !exhausted || state.stepReady || state.holding || !readinessRequiredAfter(state.stepIndex)) return;
-    state.holding =
-      `holding at ${step.weight}%: after ${state.stepChecks} checks the evidence does not yet bound every metric below its tolerance, ` +
-      `which going beyond ${READINESS_REQUIRED_ABOVE}% requires; checks go on and the rollout moves on once it does (promote or abort to decide now)`;
-    touch();
-    announce('hold', state.holding);
-  }
-
-  function readinessRequiredAfter(stepIndex: number): boolean {
-    const next = spec.steps[stepIndex + 1];
-    return next !== undefined && next.weight > READINESS_REQUIRED_ABOVE;
-  }
-
-  /** One metric check: read, judge, record, and decide whether the rollout must roll back. */
-  async function runCheck(step: RolloutStep): Promise<StepsOutcome | undefined> {
+  /** One metric check: read, judge, record, and what the step policy makes of it. */
+  async function runCheck(step: RolloutStep, bakeWasOver: boolean): Promise<StepDecision> {
+    const context = stepContext(step);
     const reading = await readMetrics();
-    if ('failed' in reading) return holdForMetrics(step, reading.failed);
+    if ('failed' in reading) {
+      const outage = noteMetricsOutage(reading.failed);
+      const { counters, decision } = decideOnMetricsOutage(context, countersOf(state), outage);
+      return settleCheck(step, counters, decision, { verdict: 'inconclusive', reasons: [waitingOf(decision)?.message ?? outage.lastError], metrics: noMetrics() });
+    }
     const outage = state.metricsOutage;
     delete state.metricsOutage;
+    if (outage) announce('phase', `metrics readable again after ${outage.failedReads} failed read(s) since ${outage.since}`);
     if (!state.lastReading) {
       // Nothing to measure an interval from (the reading at attach failed): counting starts now.
       state.lastReading = reading;
-      return holdForMetrics(step, undefined, 'metrics are readable again; the next check measures the traffic from this reading');
+      const message = 'metrics are readable again; the next check measures the traffic from this reading';
+      const check: CheckOutcome = { verdict: 'inconclusive', reasons: [message], ready: false, marginal: false, wait: { reason: 'metrics_missing', message } };
+      const { counters, decision } = decideAfterCheck(context, countersOf(state), check, { bakeWasOver, bakedMs: state.bakedMs });
+      return settleCheck(step, counters, decision, { verdict: 'inconclusive', reasons: [message], metrics: noMetrics() });
     }
-    if (outage) announce('phase', `metrics readable again after ${outage.failedReads} failed read(s) since ${outage.since}`);
     const interval = sampleBetween(state.lastReading, reading);
     state.lastReading = reading;
     const judgement = judge.judge({ analysis: spec.analysis, candidateWeight: step.weight, interval }, state.judgeState);
     state.judgeState = judgement.state;
-    state.stepVerdict = judgement.verdict;
-    state.stepReady = judgement.readyToAdvance === true;
-    state.stepChecks += 1;
-    if (judgement.verdict === 'fail') state.failedChecks += 1;
-    state.consecutiveInconclusive = judgement.verdict === 'inconclusive' ? state.consecutiveInconclusive + 1 : 0;
-    record({
-      at: nowIso(),
-      step: state.stepIndex,
-      weight: step.weight,
+    const check: CheckOutcome = {
+      verdict: judgement.verdict,
+      reasons: judgement.reasons,
+      ready: judgement.readyToAdvance === true,
+      marginal: judgement.marginal === true,
+      ...(judgement.wait ? { wait: judgement.wait } : {}),
+      candidateRate: interval.candidate.requests / (spec.analysis.interval / 1000),
+    };
+    const { counters, decision } = decideAfterCheck(context, countersOf(state), check, { bakeWasOver, bakedMs: state.bakedMs });
+    return settleCheck(step, counters, decision, {
       verdict: judgement.verdict,
       reasons: judgement.reasons,
       metrics: judgement.metrics,
-      failedChecks: state.failedChecks,
       ...(judgement.evidence ? { evidence: judgement.evidence } : {}),
     });
-
-    const failureLimit = judge.failIsFinal ? 1 : spec.analysis.failureLimit;
-    if (state.failedChecks >= failureLimit) {
-      const counted = judge.failIsFinal ? `the ${judge.name} judge failed the candidate` : `${state.failedChecks} failed checks reached failureLimit ${failureLimit}`;
-      return { kind: 'rollback', reason: `${counted}: ${reasonsText(judgement.reasons)}` };
-    }
-    return inconclusiveLimitReached(judgement.reasons);
   }
 
-  /**
-   * A check without figures: the metric source could not be read (`error`), or counting starts
-   * over. It is inconclusive — the step holds — and an outage that lasts analysis.maxMetricsOutage
-   * rolls the rollout back: a candidate is never left serving unwatched.
-   */
-  function holdForMetrics(step: RolloutStep, error: string | undefined, note?: string): StepsOutcome | undefined {
+  /** Records a check with the policy's decision and applies its counters and what the step waits for. */
+  function settleCheck(step: RolloutStep, counters: CheckCounters, decision: StepDecision, judged: Pick<Decision, 'verdict' | 'reasons' | 'metrics' | 'evidence'>): StepDecision {
+    state.stepChecks = counters.stepChecks;
+    state.stepExtensions = counters.stepExtensions;
+    state.failedChecks = counters.failedChecks;
+    state.consecutiveInconclusive = counters.consecutiveInconclusive;
+    const waiting = waitingOf(decision);
+    const then = decision.kind === 'rollback' || decision.kind === 'end' ? { action: decision.kind, reason: decision.reason } : { action: decision.kind };
+    record({ at: nowIso(), step: state.stepIndex, weight: step.weight, ...judged, failedChecks: state.failedChecks, then, ...(waiting ? { waiting } : {}) });
+    const previous = state.waiting;
+    if (waiting) state.waiting = waiting;
+    else delete state.waiting;
+    if (decision.kind === 'hold' && decision.gate) {
+      if (!state.holding) {
+        state.holding = decision.waiting.message;
+        announce('hold', state.holding, decision.waiting);
+      }
+      state.holding = decision.waiting.message;
+    } else if (waiting && waiting.reason !== previous?.reason && (waiting.reason === 'metrics_missing' ? state.metricsOutage?.failedReads === 1 : true)) {
+      announce('hold', waiting.message, waiting);
+    }
+    touch();
+    return decision;
+  }
+
+  /** Starts or extends the record of a metric-source outage; what the policy needs to judge it. */
+  function noteMetricsOutage(error: string): { since: string; ms: number; failedReads: number; lastError: string; rollbackAt: string } {
     const now = workflowClockMs();
-    let reason = note ?? '';
-    if (error !== undefined) {
-      const limit = spec.analysis.maxMetricsOutage;
-      const outage = (state.metricsOutage ??= {
-        since: nowIso(),
-        sinceMs: now,
-        failedReads: 0,
-        lastError: error,
-        rollbackAt: new Date(now + limit).toISOString(),
-      });
-      outage.failedReads += 1;
-      outage.lastError = error;
-      reason = `metrics unavailable since ${outage.since} (${outage.failedReads} failed read(s)): ${error}; the step holds, and the rollout rolls back if they stay unavailable until ${outage.rollbackAt} (analysis.maxMetricsOutage ${formatDuration(limit)})`;
-      if (outage.failedReads === 1) announce('hold', reason);
-    }
-    state.stepVerdict = 'inconclusive';
-    state.stepReady = false;
-    state.stepChecks += 1;
-    state.consecutiveInconclusive += 1;
-    const nothing = summarize(emptyVersionMetrics());
-    record({ at: nowIso(), step: state.stepIndex, weight: step.weight, verdict: 'inconclusive', reasons: [reason], metrics: { baseline: nothing, candidate: nothing }, failedChecks: state.failedChecks });
-    const outage = state.metricsOutage;
-    if (outage && now - outage.sinceMs >= spec.analysis.maxMetricsOutage) {
-      return { kind: 'rollback', reason: `metrics unavailable for ${formatDuration(now - outage.sinceMs)} (${outage.failedReads} failed reads), at least analysis.maxMetricsOutage: ${outage.lastError}` };
-    }
-    return inconclusiveLimitReached([reason]);
+    const outage = (state.metricsOutage ??= {
+      since: nowIso(),
+      sinceMs: now,
+      failedReads: 0,
+      lastError: error,
+      rollbackAt: new Date(now + spec.analysis.maxMetricsOutage).toISOString(),
+    });
+    outage.failedReads += 1;
+    outage.lastError = error;
+    return { since: outage.since, ms: now - outage.sinceMs, failedReads: outage.failedReads, lastError: error, rollbackAt: outage.rollbackAt };
   }
 
-  function inconclusiveLimitReached(reasons: string[]): StepsOutcome | undefined {
-    const { inconclusiveLimit } = spec.analysis;
-    if (inconclusiveLimit > 0 && state.consecutiveInconclusive >= inconclusiveLimit) {
-      return { kind: 'rollback', reason: `${state.consecutiveInconclusive} inconclusive checks in a row reached inconclusiveLimit ${inconclusiveLimit}: ${reasonsText(reasons)}` };
-    }
-    return undefined;
+  function stepContext(step: RolloutStep): StepContext {
+    return { analysis: spec.analysis, judge: { name: judge.name, failIsFinal: judge.failIsFinal === true, adaptive: judge.adaptive === true }, step, nextWeight: spec.steps[state.stepIndex + 1]?.weight };
   }
 
   /** The metric source's cumulative reading, or why it could not be read (cancellation passes through). */
@@ -552,8 +504,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
       setCurrentDetails(
         [
           `**${state.phase}** — step ${step}/${spec.steps.length}, ${spec.candidate.version} at ${state.weights.candidate}% (${spec.baseline.version} ${state.weights.baseline}%)`,
-          state.holding ?? '',
-          state.metricsOutage ? `metrics unavailable since ${state.metricsOutage.since}: ${state.metricsOutage.lastError}` : '',
+          state.waiting ? `waiting (${state.waiting.reason}): ${state.waiting.message}` : '',
           last ? `last check: **${last.verdict}** at ${last.weight}% — ${reasonsText(last.reasons)}` : 'no check yet',
           state.outcome ? `outcome: **${state.outcome.result}** — ${state.outcome.reason}` : '',
         ]
@@ -598,14 +549,6 @@ function readRequest(request: unknown): { by?: string; reason?: string } {
   return out;
 }
 
-function judgeFor(analysis: AnalysisSpec): Judge<unknown> {
-  if (analysis.judge === 'threshold') return thresholdJudge as Judge<unknown>;
-  const options = analysis.sequential ?? {};
-  // The spec's inconclusiveLimit, when set, is also the judge's limit on holds in a row.
-  const maxConsecutiveInconclusive = analysis.inconclusiveLimit > 0 ? analysis.inconclusiveLimit : options.maxConsecutiveInconclusive;
-  return createSequentialJudge({ ...options, maxConsecutiveInconclusive }) as Judge<unknown>;
-}
-
 /**
  * Workflow time. Inside a workflow Temporal replaces `Date` with the deterministic clock of the
  * current workflow task, so this is replay-safe; it is the only clock this file reads.
@@ -623,4 +566,18 @@ function describeError(err: unknown): string {
     return `activity ${err.activityType} failed: ${err.cause?.message ?? err.message}`;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+function countersOf(state: RolloutState): CheckCounters {
+  return { stepChecks: state.stepChecks, stepExtensions: state.stepExtensions, failedChecks: state.failedChecks, consecutiveInconclusive: state.consecutiveInconclusive };
+}
+
+function waitingOf(decision: StepDecision): Waiting | undefined {
+  return decision.kind === 'extend' || decision.kind === 'hold' ? decision.waiting : undefined;
+}
+
+/** The figures of a check that had none to read. */
+function noMetrics(): Decision['metrics'] {
+  const nothing = summarize(emptyVersionMetrics());
+  return { baseline: nothing, candidate: nothing };
 }

@@ -3,12 +3,12 @@
  * continue-as-new. Plain data and pure functions (no Temporal APIs), so they are easy to test.
  */
 import type { MetricsSample } from '../analysis/metrics';
-import type { Verdict } from '../analysis/judge';
 import type { TrafficRoute } from '../activities/types';
 import type { RolloutSpec } from '../spec/schema';
 import { complementWeight } from '../spec/patterns';
 import type { Decision, DecisionPageRequest, EarlierDecisions, MetricsOutage, OperatorEvent, Outcome, Phase, RolloutStatus, Weights } from './status';
-import { pageOfDecisions } from './status';
+import { isFinal, pageOfDecisions } from './status';
+import type { Waiting } from './step-policy';
 
 /**
  * Decisions kept whole in the state (≈2 KB each): enough for every chart and page a person reads,
@@ -37,15 +37,13 @@ export interface RolloutState {
   weights: Weights;
   /** The last cumulative metric reading; the next check's interval starts here. */
   lastReading?: MetricsSample;
-  /** The verdict of the current step's latest check; only a pass lets the step end. */
-  stepVerdict?: Verdict;
-  /** Whether the current step's latest check said the evidence is clear enough to advance. */
-  stepReady: boolean;
   /** Checks run in the current step, and those run after its bake (extensions). */
   stepChecks: number;
   stepExtensions: number;
   /** Why the rollout holds at the current step while checks go on (the readiness gate); cleared when the step ends. */
   holding?: string;
+  /** What the current step waits for, from its latest check that did not end it (step-policy.ts). */
+  waiting?: Waiting;
   failedChecks: number;
   consecutiveInconclusive: number;
   /** The newest decisions, whole (at most DECISIONS_KEPT). */
@@ -77,7 +75,6 @@ export function newRolloutState(id: string, spec: RolloutSpec, judgeState: unkno
     stage: 'apply',
     bakedMs: 0,
     sinceCheckMs: 0,
-    stepReady: false,
     stepChecks: 0,
     stepExtensions: 0,
     weights: { baseline: 100, candidate: 0 },
@@ -179,6 +176,7 @@ export function statusOf(state: RolloutState, page?: DecisionPageRequest): Rollo
       bakeMs: step?.bake ?? 0,
       bakedMs: step ? state.bakedMs : 0,
       ...(state.holding ? { holding: state.holding } : {}),
+      ...waitingNow(state),
     },
     failedChecks: state.failedChecks,
     decisions,
@@ -199,4 +197,12 @@ export function statusOf(state: RolloutState, page?: DecisionPageRequest): Rollo
     status.metricsOutage = outage;
   }
   return status;
+}
+
+/** What the step waits for: an operator, while paused or at a manual gate; else its latest check's reason. */
+function waitingNow(state: RolloutState): { waiting?: Waiting } {
+  if (state.phase === 'paused') return { waiting: { reason: 'paused', message: 'paused by an operator: the bake clock and checks stop until resumed' } };
+  if (state.phase === 'awaiting_approval') return { waiting: { reason: 'awaiting_approval', message: `step ${state.stepIndex + 1} has baked; it waits for an operator to approve (or promote, or abort)` } };
+  if (isFinal(state.phase) || state.phase === 'rolling_back') return {};
+  return state.waiting ? { waiting: state.waiting } : {};
 }

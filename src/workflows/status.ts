@@ -5,6 +5,7 @@
 import type { VersionSummary } from '../analysis/metrics';
 import type { Verdict } from '../analysis/judge';
 import type { RolloutSpec } from '../spec/schema';
+import type { StepDecision, Waiting } from './step-policy';
 
 export const FINAL_PHASES = ['promoted', 'rolled_back', 'aborted', 'failed'] as const;
 export type FinalPhase = (typeof FINAL_PHASES)[number];
@@ -32,6 +33,10 @@ export interface Decision {
   evidence?: Record<string, unknown>;
   /** Failed checks counted so far in this rollout, this one included. */
   failedChecks: number;
+  /** What the step policy made of the check: the step goes on baking, is extended, holds, ends, or the rollout rolls back. */
+  then?: { action: StepDecision['kind']; reason?: string };
+  /** Why the step waits after this check (step-policy.ts). */
+  waiting?: Waiting;
 }
 
 /**
@@ -108,6 +113,13 @@ export interface RolloutStatus {
      * it rolls back on a failing one and moves on by itself once the evidence is there.
      */
     holding?: string;
+    /**
+     * What the step waits for, from the first check that did not end it: a stable `reason`
+     * (thin_traffic, needs_evidence, inconclusive, srm, metrics_missing, failed_check, paused,
+     * awaiting_approval), one plain sentence, and where the judge can tell, the candidate
+     * requests (and seconds at the current traffic) still needed.
+     */
+    waiting?: Waiting;
   };
   failedChecks: number;
   /** The requested page of decisions, oldest first (by default every decision kept whole). */

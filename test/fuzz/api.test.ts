@@ -183,7 +183,7 @@ const specArb: fc.Arbitrary<RolloutSpecInput> = fc
   .map(({ weights, bake, gate, interval, judge, minRequests, maxErrorRate, webhook }) =>
     validSpec(`${PREFIX}-m`, {
       steps: [...[...weights].sort((a, b) => a - b), 100].map((weight) => ({ weight, bake, ...(gate ? { gate } : {}) })),
-      analysis: { judge, interval, minRequests, failureLimit: 2, thresholds: { maxErrorRate, maxLatencyP95Ms: 800 } },
+      analysis: { judge, interval, minRequests, ...(judge === 'threshold' ? { failureLimit: 2 } : {}), thresholds: { maxErrorRate, maxLatencyP95Ms: 800 } },
       ...(webhook ? { notify: { webhook: 'http://127.0.0.1:9/hook' } } : {}),
     }),
   );

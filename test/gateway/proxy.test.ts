@@ -290,6 +290,21 @@ describe('/metrics and /healthz', () => {
     expect(text).toMatch(/gateway_requests_total\{target="down",version="dead",code="5xx"\} 1/);
     expect(text).toMatch(/gateway_request_errors_total\{target="slow",version="slow1"\} 1/);
     expect(text).toContain('gateway_request_duration_seconds_bucket{le="0.001",target="split",version="v1"}');
+    // One bucket per edge plus +Inf, each `le` the edge in seconds as a short exact decimal.
+    for (const [histogram, series] of [
+      ['gateway_request_duration_seconds', 'target="split",version="v1"'],
+      ['gateway_time_to_first_byte_seconds', 'target="stream",version="s1"'],
+    ] as const) {
+      const les = [...text.matchAll(new RegExp(`^${histogram}_bucket\\{le="([^"]+)",${series}\\} \\d+$`, 'gm'))].map((m) => m[1]!);
+      expect(les).toHaveLength(LATENCY_BUCKETS_MS.length + 1);
+      expect(les.at(-1)).toBe('+Inf');
+      les.slice(0, -1).forEach((le, i) => {
+        expect(le).toMatch(/^\d+(\.\d{1,6})?$/);
+        expect(Math.abs(Number(le) * 1000 - LATENCY_BUCKETS_MS[i]!)).toBeLessThan(1e-9);
+      });
+    }
+    expect(text).toContain('le="0.00125"');
+    expect(text).toContain('le="17.5"');
     expect(text).toContain('gateway_time_to_first_byte_seconds_count{target="stream",version="s1"} 1');
     expect(text).toContain('gateway_in_flight_requests{target="split",version="v2"} 0');
     expect(text).not.toContain('user-'); // never user keys

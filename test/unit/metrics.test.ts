@@ -8,6 +8,7 @@ import {
   summarize,
   type VersionMetrics,
 } from '../../src/analysis/metrics';
+import { LATENCY_BUCKETS_S, msToSeconds } from '../../src/gateway/metrics';
 
 function metricsWith(requests: number, errors: number, latencies: number[]): VersionMetrics {
   const m = emptyVersionMetrics();
@@ -41,6 +42,29 @@ describe('histograms', () => {
   test('the standard buckets span 1 ms to 60 s', () => {
     expect(LATENCY_BUCKETS_MS[0]).toBe(1);
     expect(LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.length - 1]).toBe(60_000);
+  });
+
+  test('the standard buckets are log-linear: round edges at most 1.25× apart', () => {
+    for (let i = 1; i < LATENCY_BUCKETS_MS.length; i++) {
+      const ratio = LATENCY_BUCKETS_MS[i]! / LATENCY_BUCKETS_MS[i - 1]!;
+      expect(ratio).toBeGreaterThan(1);
+      expect(ratio).toBeLessThanOrEqual(1.25);
+    }
+    for (const edge of LATENCY_BUCKETS_MS) {
+      // At most three significant digits, written exactly (no binary noise): 1.25, 17.5, 3500.
+      expect(String(edge)).toMatch(/^\d+(\.\d+)?$/);
+      expect(String(edge).replace('.', '').replace(/^0+/, '').replace(/0+$/, '').length).toBeLessThanOrEqual(3);
+    }
+  });
+
+  test("the gateway's `le` labels (seconds) are the edges as clean decimals", () => {
+    expect(LATENCY_BUCKETS_S.map(String).slice(0, 6)).toEqual(['0.001', '0.00125', '0.0015', '0.00175', '0.002', '0.0025']);
+    expect(LATENCY_BUCKETS_S.map(String).slice(-4)).toEqual(['35', '40', '50', '60']);
+    LATENCY_BUCKETS_S.forEach((s, i) => expect(s * 1000).toBeCloseTo(LATENCY_BUCKETS_MS[i]!, 9));
+    for (const s of LATENCY_BUCKETS_S) expect(String(s)).toMatch(/^\d+(\.\d{1,6})?$/);
+    // Binary noise in an edge does not reach the label.
+    expect(String(msToSeconds(0.1 * 3))).toBe('0.0003');
+    expect(String(msToSeconds(17.5))).toBe('0.0175');
   });
 });
 

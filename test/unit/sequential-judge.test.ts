@@ -6,15 +6,16 @@ import { exceedances } from '../../src/analysis/sequential/boundary';
 import type { AnalysisSpec } from '../../src/spec/schema';
 import { poisson as poissonDraw, rng } from '../../bench/judge/random';
 
+/** No thresholds: the comparison with the baseline alone (SLO guardrails: test/unit/slo.test.ts). */
 const analysis: AnalysisSpec = {
   judge: 'sequential',
+  readiness: 'required',
   maxExtensionChecks: 30,
   interval: 30_000,
   minRequests: 50,
   failureLimit: 2,
   inconclusiveLimit: 0,
   maxMetricsOutage: 300_000,
-  thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 },
 };
 
 /** Probability of each bucket for lognormal(ln 200, 0.5) latencies scaled by `factor`. */
@@ -144,21 +145,29 @@ describe('sequential judge', () => {
     expect(j2.state.pendingCandidateRequests).toBe(0);
   });
 
-  it('fails after too many inconclusive checks in a row (limit configurable)', () => {
+  it('keeps answering inconclusive on holds in a row, with wait.reason set (the step policy counts them)', () => {
     const judge = createSequentialJudge({ maxConsecutiveInconclusive: 3 });
     let s = judge.initialState();
-    const verdicts: string[] = [];
-    for (let k = 0; k < 3; k++) {
+    for (let k = 0; k < 12; k++) {
       const j = judge.judge(input(sample(version(0, 0), version(900, 9))), s);
-      verdicts.push(j.verdict);
+      expect(j.verdict).toBe('inconclusive');
+      expect(j.wait).toMatchObject({ reason: 'thin_traffic' });
+      expect(j.wait!.message).toMatch(/candidate served no requests/);
       s = j.state;
-      if (k === 2) expect(j.reasons[0]).toMatch(/3 inconclusive checks in a row reached the limit of 3/);
     }
-    expect(verdicts).toEqual(['inconclusive', 'inconclusive', 'fail']);
-    // The spec's own inconclusiveLimit tightens it.
+    expect(s.failure).toBeNull();
+    // Malformed counts: metrics_missing, however many in a row, and the spec's inconclusiveLimit is not the judge's either.
     const strict = createSequentialJudge();
-    const j = strict.judge({ ...input(sample(version(0, 0), version(900, 9))), analysis: { ...analysis, inconclusiveLimit: 1 } }, strict.initialState());
-    expect(j.verdict).toBe('fail');
+    let t = strict.initialState();
+    for (let k = 0; k < 5; k++) {
+      const j = strict.judge({ ...input(sample({ requests: NaN, errors: 0, latency: histogramOf(0) }, version(900, 9))), analysis: { ...analysis, inconclusiveLimit: 1 } }, t);
+      expect(j.verdict).toBe('inconclusive');
+      expect(j.wait).toMatchObject({ reason: 'metrics_missing' });
+      t = j.state;
+    }
+    // Thin traffic below minRequests says how many candidate requests are still needed.
+    const thin = judge.judge(input(sample(version(20, 0), version(180, 2))), judge.initialState());
+    expect(thin.wait).toEqual(expect.objectContaining({ reason: 'thin_traffic', candidateRequests: 30 }));
   });
 
   it('is ready to advance on clear evidence, not before', () => {

@@ -6,7 +6,7 @@ const valid = () => ({
   baseline: { version: 'v1', url: 'http://127.0.0.1:9001' },
   candidate: { version: 'v2', url: 'https://models.internal/v2' },
   steps: [{ weight: 10, bake: '30s' }, { weight: 50, bake: '30s' }, { weight: 100 }],
-  analysis: { interval: '5s', minRequests: 50, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+  analysis: { interval: '5s', minRequests: 50, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
 });
 
 function issuesOf(input: unknown): SpecIssue[] {
@@ -34,27 +34,53 @@ describe('rollout spec', () => {
           { weight: 50, bake: 30_000, gate: 'auto' },
           { weight: 100, gate: 'auto' },
         ],
-        analysis: { judge: 'sequential', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, maxMetricsOutage: 300_000, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+        analysis: { judge: 'sequential', readiness: 'required', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, maxMetricsOutage: 300_000, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
       },
     });
   });
 
-  test('analysis and thresholds have defaults; the sequential judge is the default one', () => {
+  test('analysis has defaults; the sequential judge is the default one; thresholds are only what was given', () => {
     const spec = valid() as Record<string, unknown>;
     delete spec.analysis;
     const result = parseRolloutSpec(spec);
     expect(result.ok && result.spec.analysis).toEqual({
       judge: 'sequential',
+      readiness: 'required',
       maxExtensionChecks: 30,
       interval: 30_000,
       minRequests: 50,
       failureLimit: 2,
       inconclusiveLimit: 0,
       maxMetricsOutage: 300_000,
-      thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 },
     });
+    // Given thresholds are SLO guardrails for the sequential judge: none is made up.
     const partial = parseRolloutSpec({ ...valid(), analysis: { interval: '5s', thresholds: { maxErrorRate: 0.01 } } });
-    expect(partial.ok && partial.spec.analysis.thresholds).toEqual({ maxErrorRate: 0.01, maxLatencyP95Ms: 800 });
+    expect(partial.ok && partial.spec.analysis.thresholds).toEqual({ maxErrorRate: 0.01 });
+  });
+
+  test.each([
+    [{ judge: 'threshold', sequential: { alpha: 0.05 } }, 'analysis.sequential', /only the sequential judge reads it, and analysis.judge is "threshold"/],
+    [{ judge: 'threshold', readiness: 'advisory' }, 'analysis.readiness', /only the sequential judge reads it/],
+    [{ judge: 'threshold', maxExtensionChecks: 5 }, 'analysis.maxExtensionChecks', /only the sequential judge reads it/],
+    [{ failureLimit: 3 }, 'analysis.failureLimit', /the sequential judge rolls back at its first failed check/],
+    [{ readiness: 'advisory', maxExtensionChecks: 5 }, 'analysis.maxExtensionChecks', /readiness "advisory" a step ends after its bake/],
+    [{ inconclusiveLimit: 4, sequential: { maxConsecutiveInconclusive: 6 } }, 'analysis.sequential.maxConsecutiveInconclusive', /inconclusiveLimit is set and takes its place/],
+    [{ sequential: { sloAlphaShare: 0.3 } }, 'analysis.sequential.sloAlphaShare', /analysis.thresholds gives none/],
+  ])('a field the chosen judge does not read is refused: %j names %s', (analysis, path, message) => {
+    const issues = issuesOf({ ...valid(), analysis: { interval: '5s', ...analysis } });
+    expect(issues).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+
+  test('an unread field is reported beside the invalid ones, not instead of them', () => {
+    const issues = issuesOf({ ...valid(), analysis: { interval: '5', failureLimit: 3 } });
+    expect(issues.map((i) => i.path).sort()).toEqual(['analysis.failureLimit', 'analysis.interval']);
+  });
+
+  test('readiness "advisory" is accepted with the sequential judge, and the threshold judge keeps its defaults', () => {
+    const advisory = parseRolloutSpec({ ...valid(), analysis: { interval: '5s', readiness: 'advisory' } });
+    expect(advisory.ok && advisory.spec.analysis.readiness).toBe('advisory');
+    const threshold = parseRolloutSpec({ ...valid(), analysis: { judge: 'threshold', interval: '5s', failureLimit: 3 } });
+    expect(threshold.ok && threshold.spec.analysis).toMatchObject({ judge: 'threshold', failureLimit: 3 });
   });
 
   test('the sequential judge and its options are accepted', () => {
@@ -95,7 +121,7 @@ describe('rollout spec', () => {
     ['an unknown gate', (s: any) => (s.steps[0].gate = 'maybe'), 'steps.0.gate', /"auto" or "manual"/],
     ['an interval that is not a duration', (s: any) => (s.analysis.interval = '5'), 'analysis.interval', /not a duration/],
     ['a fractional minRequests', (s: any) => (s.analysis.minRequests = 1.5), 'analysis.minRequests', /whole number/],
-    ['a zero failureLimit', (s: any) => (s.analysis.failureLimit = 0), 'analysis.failureLimit', /at least 1/],
+    ['a zero failureLimit', (s: any) => Object.assign(s.analysis, { judge: 'threshold', failureLimit: 0 }), 'analysis.failureLimit', /at least 1/],
     ['a negative inconclusiveLimit', (s: any) => (s.analysis.inconclusiveLimit = -1), 'analysis.inconclusiveLimit', /at least 0/],
     ['an error rate above 1', (s: any) => (s.analysis.thresholds.maxErrorRate = 5), 'analysis.thresholds.maxErrorRate', /between 0 and 1/],
     ['a zero latency threshold', (s: any) => (s.analysis.thresholds.maxLatencyP95Ms = 0), 'analysis.thresholds.maxLatencyP95Ms', /above 0/],

@@ -2,7 +2,7 @@ import { emptyVersionMetrics, observe, type VersionMetrics } from '../../src/ana
 import { thresholdJudge } from '../../src/analysis/threshold-judge';
 import { makeSpec } from '../helpers/specs';
 
-const analysis = makeSpec({ analysis: { interval: '5s', minRequests: 50, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } } }).analysis;
+const analysis = makeSpec({ analysis: { judge: 'threshold', interval: '5s', minRequests: 50, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } } }).analysis;
 
 function version(requests: number, errors: number, latencyMs: number): VersionMetrics {
   const m = emptyVersionMetrics();

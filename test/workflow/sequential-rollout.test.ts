@@ -135,6 +135,9 @@ describe('rollouts with the sequential judge', () => {
         s = await status();
       }
       expect(s.step.holding).toMatch(/^holding at 10%: after \d+ checks the evidence does not yet bound every metric below its tolerance/);
+      // The status says why it waits, in a stable code and a plain sentence.
+      expect(s.step.waiting).toEqual({ reason: 'needs_evidence', message: s.step.holding, ...(s.step.waiting?.estimate ? { estimate: s.step.waiting.estimate } : {}) });
+      expect(s.decisions.at(-1)).toMatchObject({ then: { action: 'hold' }, waiting: { reason: 'needs_evidence' } });
       expect(s).toMatchObject({ phase: 'progressing', step: { index: 0 }, weights: { candidate: 10 } });
       // Not a pause: the checks (and the rollback test) go on while it holds.
       const checksWhenHeld = s.decisions.length;
@@ -147,9 +150,30 @@ describe('rollouts with the sequential judge', () => {
       const final = await result();
       expect(final.phase).toBe('promoted');
       expect(final.step.holding).toBeUndefined();
-      const holds = notifier.events.filter((e) => e.event.kind === 'hold');
-      expect(holds).toHaveLength(1); // said once, not at every check
-      expect(holds[0]!.event.message).toMatch(/holding at 10%/);
+      const holds = notifier.events.filter((e) => e.event.kind === 'hold').map((e) => e.event.message);
+      // Said when the step first waits (extended for evidence), and once when it holds: not at every check.
+      expect(holds).toEqual([expect.stringMatching(/needs it, so the step is extended \(0 of 4 extra checks\)/), expect.stringMatching(/^holding at 10%/)]);
+    });
+  });
+
+  test('readiness advisory: the same unready evidence no longer holds: each step ends after its bake, readiness only reported', async () => {
+    const spec = sequentialSpec({
+      steps: [{ weight: 10, bake: '10m' }, { weight: 50, bake: '10m' }, { weight: 100 }],
+      analysis: { judge: 'sequential', interval: '5m', minRequests: 50, readiness: 'advisory', sequential: { readyErrorRateSlack: 0 } },
+    });
+    await run(spec, { ...base, errorRate: 0.00125, requests: 0 }, async ({ result, router }) => {
+      const final = await result();
+      expect(final.phase).toBe('promoted');
+      // Two checks per 10-minute step at a 5-minute interval, no extension, no hold.
+      expect(final.decisions.map((d) => [d.weight, d.then?.action])).toEqual([
+        [10, 'bake'],
+        [10, 'end'],
+        [50, 'bake'],
+        [50, 'end'],
+      ]);
+      expect(final.decisions.every((d) => d.verdict === 'pass')).toBe(true);
+      expect(final.decisions.some((d) => (d.evidence?.errors as { ready?: boolean } | undefined)?.ready === false)).toBe(true);
+      expect(router.splits()).toEqual(['100/0', '90/10', '50/50', '0/100']);
     });
   });
 

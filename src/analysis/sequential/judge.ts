@@ -9,9 +9,13 @@
  *  - errors: rate ratio candidate/baseline, H0 ratio ≤ r₀ (ratio-test.ts);
  *  - latency and time-to-first-byte: the same test on the counts of requests slower than a
  *    boundary fixed from the baseline's own early distribution (boundary.ts);
+ *  - SLO guardrails, when the spec gives `analysis.thresholds`: one-sample anytime-valid tests
+ *    that the candidate's error rate, or its p95 latency, is above the limit, on the candidate's
+ *    cumulative counts at every weight (slo.ts). They get `sloAlphaShare` of α (split evenly),
+ *    the comparison tests keep the rest, so the whole rollout stays within α;
  *  - resource use (CPU seconds per request, memory): ratio thresholds, a few breaches in a row;
  *  - hard fast path for a catastrophic candidate; holds (inconclusive) for thin traffic, a
- *    sample-ratio mismatch or missing metrics; too many holds in a row fail.
+ *    sample-ratio mismatch or missing metrics (the step policy limits how many in a row).
  *
  * Pure and deterministic (no I/O, clocks, randomness or Node built-ins): it runs inside
  * Temporal workflow code. The state is plain JSON and carries through continue-as-new.
@@ -27,13 +31,16 @@ import {
   newRatioEvidence,
   observedRatio,
   regressionLogE,
+  trialsUntilReady,
   upperConfidenceBound,
   type RatioEvidence,
 } from './ratio-test';
-import { rateUpperBound } from './rate-bound';
+import { rateUpperBound, requestsUntilRateBound } from './rate-bound';
+import { addLatencyInterval, initialSloState, P95_EXCEEDANCE, sloLogE, type SloName, type SloProcess, type SloState } from './slo';
 import { sampleRatioTest, type SrmResult } from './srm';
 
 export type LatencyMetric = 'latency' | 'ttfb';
+type HoldReason = 'thin_traffic' | 'srm' | 'metrics_missing';
 export type MetricName = 'errors' | LatencyMetric;
 
 export interface ExceedanceState {
@@ -47,7 +54,8 @@ export interface ExceedanceState {
 export interface SequentialState {
   version: 1;
   checks: number;
-  consecutiveInconclusive: number;
+  /** Unused since the step policy counts inconclusive checks; kept in states written before. */
+  consecutiveInconclusive?: number;
   /** Candidate requests since the last conclusive (pass) check. */
   pendingCandidateRequests: number;
   totals: { candidateRequests: number; candidateErrors: number; baselineRequests: number; baselineErrors: number };
@@ -57,6 +65,12 @@ export interface SequentialState {
   latency: ExceedanceState;
   ttfb: ExceedanceState;
   resourceBreaches: number;
+  /**
+   * SLO guardrails (analysis.thresholds), fixed at the first check: their α and cumulative
+   * candidate counts. Absent in states written before them: set up at the next check (the
+   * comparison's α, if already fixed then, is left as it was; see `startSlo`).
+   */
+  slo?: SloState;
   /** Once failed, always failed: the reasons of the first failure. */
   failure: string[] | null;
 }
@@ -80,7 +94,6 @@ export function initialSequentialState(options: SequentialJudgeOptions): Sequent
   return {
     version: 1,
     checks: 0,
-    consecutiveInconclusive: 0,
     pendingCandidateRequests: 0,
     totals: { candidateRequests: 0, candidateErrors: 0, baselineRequests: 0, baselineErrors: 0 },
     alphas: null,
@@ -132,18 +145,26 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   const failures: string[] = [];
   const holds: string[] = [];
   const notes: string[] = [];
+  const slo = startSlo(options, state, analysis);
+  /** Why the check holds: the code of the first hold (see step-policy WAIT_REASONS). */
+  let holdReason: HoldReason | undefined;
+  const hold = (reason: HoldReason, sentence: string) => {
+    holdReason ??= reason;
+    holds.push(sentence);
+  };
   const A = interval?.baseline;
   const B = interval?.candidate;
   const candidateOk = validCounts(B);
   const baselineOk = validCounts(A);
-  if (!candidateOk) holds.push('candidate request/error counts are missing or malformed.');
-  if (!baselineOk && weight < 100) holds.push('baseline request/error counts are missing or malformed.');
+  if (!candidateOk) hold('metrics_missing', 'candidate request/error counts are missing or malformed.');
+  if (!baselineOk && weight < 100) hold('metrics_missing', 'baseline request/error counts are missing or malformed.');
 
   // Cumulative totals and the hard fast path.
   if (candidateOk) {
     state.totals.candidateRequests += B.requests;
     state.totals.candidateErrors += B.errors;
     state.pendingCandidateRequests += B.requests;
+    addSloInterval(slo, B, notes);
   }
   if (baselineOk) {
     state.totals.baselineRequests += A.requests;
@@ -158,21 +179,22 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
 
   let srm: SrmResult | undefined;
   if (weight <= 0) {
-    holds.push(`the candidate's configured weight is ${weight}%, so there is nothing to judge.`);
+    hold('thin_traffic', `the candidate's configured weight is ${weight}%, so there is nothing to judge.`);
   } else if (weight >= 100) {
     notes.push('at 100% there is no concurrent baseline; the comparison evidence is carried unchanged.');
-    if (candidateOk && B.requests === 0) holds.push('the candidate served no requests in the interval (missing scrape?).');
+    if (candidateOk && B.requests === 0) hold('thin_traffic', 'the candidate served no requests in the interval (missing scrape?).');
   } else if (candidateOk && baselineOk) {
-    if (B.requests === 0) holds.push('the candidate served no requests in the interval (missing scrape or no traffic).');
-    if (A.requests === 0) holds.push('the baseline served no requests in the interval (missing scrape?).');
+    if (B.requests === 0) hold('thin_traffic', 'the candidate served no requests in the interval (missing scrape or no traffic).');
+    if (A.requests === 0) hold('thin_traffic', 'the baseline served no requests in the interval (missing scrape?).');
     if (A.requests > 0 && B.requests > 0) {
       srm = sampleRatioTest(B.requests, A.requests, weight, options.srmAlpha);
       if (srm.mismatch) {
-        holds.push(
+        hold(
+          'srm',
           `sample-ratio mismatch: the candidate got ${pct(srm.observedShare)} of ${A.requests + B.requests} requests against a configured ${weight}% (p ≤ ${sci(srm.pValue)} < ${sci(options.srmAlpha)}); the interval is not compared.`,
         );
       } else {
-        updateEvidence(options, state, A, B, holds);
+        updateEvidence(options, state, A, B, hold);
       }
     }
   }
@@ -190,6 +212,12 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
     }
   }
 
+  // SLO guardrails (sticky like every failure).
+  for (const [name, p] of sloProcesses(slo)) {
+    const logE = sloLogE(name, p);
+    if (logE >= Math.log(1 / p.alpha)) failures.push(sloBreachSentence(name, p, logE));
+  }
+
   // Resource use.
   const resource = resourceCheck(options, A, B);
   if (resource.breaches.length > 0) {
@@ -201,28 +229,26 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
     state.resourceBreaches = 0;
   }
 
+  let thinBy: number | undefined;
   if (state.pendingCandidateRequests < analysis.minRequests && holds.length === 0) {
-    holds.push(
+    thinBy = analysis.minRequests - state.pendingCandidateRequests;
+    hold(
+      'thin_traffic',
       `the candidate served ${state.pendingCandidateRequests} requests since the last conclusive check, fewer than minRequests ${analysis.minRequests}.`,
     );
   }
 
-  let verdict: Verdict = failures.length > 0 ? 'fail' : holds.length > 0 ? 'inconclusive' : 'pass';
-  if (verdict === 'inconclusive') {
-    state.consecutiveInconclusive += 1;
-    const limit = inconclusiveLimit(options, analysis.inconclusiveLimit);
-    if (limit > 0 && state.consecutiveInconclusive >= limit) {
-      verdict = 'fail';
-      failures.push(`${state.consecutiveInconclusive} inconclusive checks in a row reached the limit of ${limit}: ${holds.join(' ')}`);
-    }
-  } else {
-    state.consecutiveInconclusive = 0;
-  }
+  // Too many inconclusive checks in a row are the step policy's to count (src/workflows/step-policy.ts).
+  const verdict: Verdict = failures.length > 0 ? 'fail' : holds.length > 0 ? 'inconclusive' : 'pass';
   if (verdict === 'pass') state.pendingCandidateRequests = 0;
 
   const readiness = readyMetrics(state, digests);
   const readyToAdvance =
     verdict === 'pass' && readiness.every((m) => m.ready) && readiness.length > 0 && state.totals.candidateRequests >= options.readyMinRequests;
+  const marginal = testedMetrics(state).some((name) => digests[name].logE >= 0) || sloProcesses(slo).some(([name, p]) => sloLogE(name, p) >= 0);
+  let wait: Judgement<SequentialState>['wait'];
+  if (verdict === 'inconclusive' && holdReason) wait = { reason: holdReason, message: holds.join(' '), ...(thinBy !== undefined ? { candidateRequests: thinBy } : {}) };
+  else if (verdict === 'pass' && !readyToAdvance) wait = needsEvidence(options, state, digests);
 
   let reasons: string[];
   if (verdict === 'fail') {
@@ -231,29 +257,31 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   } else if (verdict === 'inconclusive') {
     reasons = [...holds, ...notes];
   } else {
-    reasons = [...passSentences(options, state, digests), ...notes];
+    reasons = [...passSentences(options, state, digests), ...sloPassSentences(slo), ...notes];
     if (readyToAdvance) reasons.push('every metric is bounded below its tolerance: ready to advance.');
   }
-  return { verdict, reasons, metrics, evidence: report(options, state, srm, digests), readyToAdvance, state };
+  return { verdict, reasons, metrics, evidence: report(options, state, srm, digests), readyToAdvance, marginal, ...(wait ? { wait } : {}), state };
 }
 
-function updateEvidence(options: SequentialJudgeOptions, state: SequentialState, A: VersionMetrics, B: VersionMetrics, holds: string[]): void {
+function updateEvidence(options: SequentialJudgeOptions, state: SequentialState, A: VersionMetrics, B: VersionMetrics, hold: (reason: HoldReason, sentence: string) => void): void {
   const latencyOk = isValidHistogram(A.latency) && isValidHistogram(B.latency) && total(A.latency) > 0 && total(B.latency) > 0;
   const ttfbOk = isValidHistogram(A.timeToFirstByte) && isValidHistogram(B.timeToFirstByte) && total(A.timeToFirstByte) > 0 && total(B.timeToFirstByte) > 0;
   if (!state.alphas) {
     // The tested set is fixed once, from which metrics exist, never from their values.
+    // With SLO guardrails the comparison keeps 1 − their share of α (fixed at the first check).
+    const alpha = options.alpha * (1 - (state.slo?.share ?? 0));
     const { errors, latency, ttfb } = options.alphaSplit;
     state.alphas = ttfbOk
-      ? { errors: options.alpha * errors, latency: options.alpha * latency, ttfb: options.alpha * ttfb }
-      : { errors: options.alpha * errors, latency: options.alpha * (latency + ttfb), ttfb: 0 };
+      ? { errors: alpha * errors, latency: alpha * latency, ttfb: alpha * ttfb }
+      : { errors: alpha * errors, latency: alpha * (latency + ttfb), ttfb: 0 };
   }
   state.errors = addInterval(state.errors, { candidateTrials: B.requests, baselineTrials: A.requests, candidateEvents: B.errors, baselineEvents: A.errors });
 
   const latency = updateExceedance(options, 'latency', state.latency, latencyOk ? A.latency : undefined, latencyOk ? B.latency : undefined);
-  if (latency) holds.push(`latency: ${latency}`);
+  if (latency) hold('metrics_missing', `latency: ${latency}`);
   if (state.alphas.ttfb > 0) {
     const ttfb = updateExceedance(options, 'ttfb', state.ttfb, ttfbOk ? A.timeToFirstByte : undefined, ttfbOk ? B.timeToFirstByte : undefined);
-    if (ttfb) holds.push(`time to first byte: ${ttfb}`);
+    if (ttfb) hold('metrics_missing', `time to first byte: ${ttfb}`);
   }
 }
 
@@ -334,6 +362,33 @@ function readyMetrics(state: SequentialState, digests: Digests): Array<{ name: M
   return (['errors', 'latency', 'ttfb'] as const).filter((name) => state.alphas![name] > 0).map((name) => ({ name, ready: digests[name].ready }));
 }
 
+/** The metrics this rollout tests (fixed at the first comparison). */
+function testedMetrics(state: SequentialState): MetricName[] {
+  if (!state.alphas) return [];
+  return (['errors', 'latency', 'ttfb'] as const).filter((name) => state.alphas![name] > 0);
+}
+
+/** Why a passing check is not ready, and (when every unready metric can tell) the candidate requests still needed. */
+function needsEvidence(options: SequentialJudgeOptions, state: SequentialState, digests: Digests): NonNullable<Judgement<SequentialState>['wait']> {
+  const unready = testedMetrics(state).filter((name) => !digests[name].ready);
+  const needs: Array<number | undefined> = unready.map((name) => {
+    if (name !== 'errors' && state[name].boundaryMs === null) return undefined; // still calibrating its boundary
+    const evidence = evidenceOf(state, name);
+    const byRatio = trialsUntilReady(evidence, options.readyAlpha);
+    const bound = digests[name].rateBound;
+    const byRate = bound ? requestsUntilRateBound(evidence.candidateEvents, evidence.candidateTrials, bound.limit, options.readyAlpha) : undefined;
+    const known = [byRatio, byRate].filter((x): x is number => x !== undefined);
+    return known.length > 0 ? Math.min(...known) : undefined;
+  });
+  const shortOfMinimum = Math.max(0, options.readyMinRequests - state.totals.candidateRequests);
+  const parts: string[] = unready.map((name) => `${LABEL[name]}${digests[name].upperBound === undefined ? ' (ratio unbounded so far)' : ` (ratio ≤ ${sig(digests[name].upperBound!)} so far, tolerance ${sig(evidenceOf(state, name).r0)}×)`}`);
+  if (shortOfMinimum > 0) parts.push(`${state.totals.candidateRequests} of the ${options.readyMinRequests} candidate requests readiness needs`);
+  // A detail for the step policy's sentence ("the evidence does not yet bound every metric below its tolerance (…)").
+  const message = parts.length > 0 ? `not yet: ${parts.join('; ')}` : 'no comparison yet';
+  if (needs.some((n) => n === undefined)) return { reason: 'needs_evidence', message };
+  return { reason: 'needs_evidence', message, candidateRequests: Math.max(shortOfMinimum, ...(needs as number[])) };
+}
+
 function metricReport(options: SequentialJudgeOptions, state: SequentialState, name: MetricName, d: Digest): MetricReport {
   const evidence = evidenceOf(state, name);
   const alpha = state.alphas?.[name] ?? 0;
@@ -371,10 +426,10 @@ function report(options: SequentialJudgeOptions, state: SequentialState, srm: Sr
     errors: metricReport(options, state, 'errors', digests.errors),
     latency: metricReport(options, state, 'latency', digests.latency),
     ttfb: metricReport(options, state, 'ttfb', digests.ttfb),
+    slo: sloReport(state.slo),
     srm: srm ? { observedShare: sig(srm.observedShare), expectedShare: srm.expectedShare, pValue: sig(srm.pValue), mismatch: srm.mismatch } : null,
     totals: { ...state.totals },
     pendingCandidateRequests: state.pendingCandidateRequests,
-    consecutiveInconclusive: state.consecutiveInconclusive,
     resourceBreaches: state.resourceBreaches,
   };
 }
@@ -410,6 +465,124 @@ function passSentences(options: SequentialJudgeOptions, state: SequentialState, 
     );
   }
   return out;
+}
+
+/**
+ * The SLO processes, set up once from the spec's thresholds at the first check that finds none
+ * in the state (a new rollout, or a state written before SLOs existed). In a new rollout the
+ * comparison's α is fixed later (its first comparison) and scaled by 1 − share, so the SLOs and
+ * the comparison together stay within α. In a state written before, whose comparison α was
+ * already fixed at the whole α, it is left unchanged (shrinking it now would not undo the looks
+ * already made at it): for such a rollout the bound is α·(1 + share), and only for it.
+ */
+function startSlo(options: SequentialJudgeOptions, state: SequentialState, analysis: JudgeInput['analysis']): SloState {
+  state.slo ??= initialSloState(analysis?.thresholds, options.alpha, options.sloAlphaShare);
+  return state.slo;
+}
+
+function sloProcesses(slo: SloState | undefined): Array<[SloName, SloProcess]> {
+  const out: Array<[SloName, SloProcess]> = [];
+  if (slo?.errorRate) out.push(['errorRate', slo.errorRate]);
+  if (slo?.latencyP95) out.push(['latencyP95', slo.latencyP95]);
+  return out;
+}
+
+/** Adds the candidate's interval to the SLO processes (every weight: the tests need no baseline). */
+function addSloInterval(slo: SloState, B: VersionMetrics, notes: string[]): void {
+  if (slo.errorRate) {
+    slo.errorRate.events += B.errors;
+    slo.errorRate.requests += B.requests;
+  }
+  const p95 = slo.latencyP95;
+  if (p95 && isValidHistogram(B.latency)) {
+    const firstUntested = (p95.untestedIntervals ?? 0) === 0;
+    if (addLatencyInterval(p95, B.latency) === 'untestable' && firstUntested) notes.push(untestableSentence(p95));
+  }
+}
+
+function untestableSentence(p: SloProcess): string {
+  return `SLO analysis.thresholds.maxLatencyP95Ms ${sig(p.limit)} ms cannot be tested: the latency histogram has no bucket edge at or above it (the last is ${p.lastEdgeMs ?? 'none'} ms), and requests slower than a lower edge are not requests slower than the limit; intervals without such an edge never fail the candidate on it (reported in evidence.slo).`;
+}
+
+const sloName = (name: SloName) => (name === 'errorRate' ? 'maxErrorRate' : 'maxLatencyP95Ms');
+const sloLimit = (name: SloName, p: SloProcess) => (name === 'errorRate' ? `${sig(p.limit * 100)}%` : `${sig(p.limit)} ms`);
+
+function sloBreachSentence(name: SloName, p: SloProcess, logE: number): string {
+  const head = `SLO analysis.thresholds.${sloName(name)} ${sloLimit(name, p)}`;
+  if (name === 'errorRate') {
+    const counts = `${p.events}/${p.requests} (${pct(rate(p.events, p.requests))}) since the SLO check started`;
+    if (p.limit <= 0) return `${head}: the candidate's error rate is above it: ${counts}; with a limit of 0 any failed request breaches it.`;
+    return `${head}: the candidate's error rate is above it: ${counts}; the e-value ${sig(capExp(logE))} reached 1/α = ${sig(1 / p.alpha)} (α = ${sig(p.alpha)}).`;
+  }
+  const edge = p.boundaryMs !== p.limit ? ` (the first bucket edge at or above the limit)` : '';
+  return (
+    `${head}: the candidate's p95 latency is above it: ${p.events}/${p.requests} requests (${pct(rate(p.events, p.requests))}) were slower than ${p.boundaryMs} ms${edge}, ` +
+    `more than the ${pct(P95_EXCEEDANCE)} a p95 allows; the e-value ${sig(capExp(logE))} reached 1/α = ${sig(1 / p.alpha)} (α = ${sig(p.alpha)}).`
+  );
+}
+
+function sloPassSentences(slo: SloState | undefined): string[] {
+  return sloProcesses(slo).map(([name, p]) => {
+    const e = `e-value ${sig(capExp(sloLogE(name, p)))} below ${sig(1 / p.alpha)}`;
+    if (name === 'errorRate') return `SLO error rate ≤ ${sloLimit(name, p)}: candidate ${p.events}/${p.requests} (${pct(rate(p.events, p.requests))}); ${e}.`;
+    const untested = p.untestedIntervals ?? 0;
+    if (p.requests === 0 && untested > 0) return `SLO p95 ≤ ${sloLimit(name, p)}: untestable (no bucket edge at or above it; the last is ${p.lastEdgeMs ?? 'none'} ms).`;
+    const skipped = untested > 0 ? `; ${untested} interval(s) untested (no edge at or above the limit)` : '';
+    return `SLO p95 ≤ ${sloLimit(name, p)}: candidate ${p.events}/${p.requests} (${pct(rate(p.events, p.requests))}) slower than ${p.boundaryMs ?? '–'} ms, ${pct(P95_EXCEEDANCE)} allowed; ${e}${skipped}.`;
+  });
+}
+
+/** `evidence.slo`: per given SLO, its limit, counts, e-value and where it rolls back; null when none is given. */
+export interface SloReport {
+  share: number;
+  errorRate: SloMetricReport | null;
+  latencyP95: SloMetricReport | null;
+}
+export interface SloMetricReport {
+  limit: number;
+  /** p95: the edge the counted requests were slower than (null until an interval was tested). */
+  boundaryMs?: number | null;
+  /** The rate the test holds the counts to (maxErrorRate; 0.05 for the p95). */
+  nullRate: number;
+  events: number;
+  requests: number;
+  observedRate: number | null;
+  eValue: number;
+  alpha: number;
+  rollbackAt: number;
+  breached: boolean;
+  /** False when no interval could be tested (p95: no bucket edge at or above the limit). */
+  testable: boolean;
+  untestedIntervals?: number;
+  lastEdgeMs?: number | null;
+}
+
+function sloReport(slo: SloState | undefined): SloReport | null {
+  if (!slo || (!slo.errorRate && !slo.latencyP95)) return null;
+  const one = (name: SloName, p: SloProcess | null): SloMetricReport | null => {
+    if (!p) return null;
+    const logE = sloLogE(name, p);
+    const out: SloMetricReport = {
+      limit: p.limit,
+      nullRate: name === 'errorRate' ? p.limit : P95_EXCEEDANCE,
+      events: p.events,
+      requests: p.requests,
+      observedRate: p.requests > 0 ? sig(p.events / p.requests) : null,
+      eValue: sig(capExp(logE)),
+      alpha: sig(p.alpha),
+      rollbackAt: sig(1 / p.alpha),
+      breached: logE >= Math.log(1 / p.alpha),
+      testable: true,
+    };
+    if (name === 'latencyP95') {
+      out.boundaryMs = p.boundaryMs ?? null;
+      out.untestedIntervals = p.untestedIntervals ?? 0;
+      out.lastEdgeMs = p.lastEdgeMs ?? null;
+      out.testable = !(p.requests === 0 && (p.untestedIntervals ?? 0) > 0);
+    }
+    return out;
+  };
+  return { share: slo.share, errorRate: one('errorRate', slo.errorRate), latencyP95: one('latencyP95', slo.latencyP95) };
 }
 
 function catastrophic(
@@ -468,12 +641,10 @@ function cloneState(s: SequentialState): SequentialState {
     latency: exceedance(s.latency),
     ttfb: exceedance(s.ttfb),
     failure: s.failure ? [...s.failure] : null,
+    ...(s.slo
+      ? { slo: { share: s.slo.share, errorRate: s.slo.errorRate ? { ...s.slo.errorRate } : null, latencyP95: s.slo.latencyP95 ? { ...s.slo.latencyP95 } : null } }
+      : {}),
   };
-}
-
-function inconclusiveLimit(options: SequentialJudgeOptions, specLimit: number | undefined): number {
-  const limits = [options.maxConsecutiveInconclusive, specLimit ?? 0].filter((n) => n > 0);
-  return limits.length === 0 ? 0 : Math.min(...limits);
 }
 
 function validCounts(v: VersionMetrics | undefined): v is VersionMetrics {

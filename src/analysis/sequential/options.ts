@@ -14,6 +14,13 @@ export interface SequentialJudgeOptions {
    * goes to latency and it is not tested later.
    */
   alphaSplit: { errors: number; latency: number; ttfb: number };
+  /**
+   * When the spec gives SLO guardrails (`analysis.thresholds`), the share of `alpha` their tests
+   * get (split evenly between the given SLOs, slo.ts); the comparison with the baseline keeps
+   * the rest (its `alphaSplit` shares are scaled by 1 − this). Fixed at the first check. Unused
+   * when no threshold is given: the comparison then keeps the whole α.
+   */
+  sloAlphaShare: number;
   /** Tolerated rate ratio candidate/baseline r₀ per metric (error rate; exceedance rate at the boundary). */
   tolerances: { errors: number; latency: number; ttfb: number };
   /**
@@ -68,6 +75,7 @@ export interface SequentialJudgeOptions {
 export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
   alpha: 0.01,
   alphaSplit: { errors: 0.6, latency: 0.3, ttfb: 0.1 },
+  sloAlphaShare: 0.2,
   tolerances: { errors: 1.2, latency: 1.25, ttfb: 1.25 },
   scaleTolerance: { latency: 1.1, ttfb: 1.1 },
   alternatives: [...DEFAULT_ALTERNATIVES],
@@ -109,6 +117,9 @@ export function resolveOptions(input: SequentialJudgeOptionsInput = {}): Sequent
   const split = options.alphaSplit;
   if ([split.errors, split.latency, split.ttfb].some((x) => !(x >= 0)) || split.errors + split.latency + split.ttfb > 1 + 1e-9) {
     problems.push('alphaSplit shares must be ≥ 0 and sum to at most 1');
+  }
+  if (!(options.sloAlphaShare > 0 && options.sloAlphaShare < 1)) {
+    problems.push('sloAlphaShare must be above 0 and below 1 (the share of alpha the SLO guardrails of analysis.thresholds get; the comparison with the baseline keeps the rest)');
   }
   for (const [k, v] of Object.entries(options.tolerances)) if (!(v >= 1)) problems.push(`tolerances.${k} must be ≥ 1`);
   for (const [k, v] of Object.entries(options.scaleTolerance)) if (!(v >= 1)) problems.push(`scaleTolerance.${k} must be ≥ 1`);

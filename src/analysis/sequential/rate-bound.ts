@@ -17,6 +17,9 @@
  * ≥ 1 − α the bound stays above the true rate at every check. f = 0 makes an error-free run
  * reject q once n·q ≳ ln(FRACTIONS.length/α) (≈ 3.7k requests for q = 0.1% at α = 0.1); an
  * error zeroes that component only, the others carry on.
+ *
+ * The mirror image, evidence that the rate is *above* a limit (alternatives f·q with f > 1), is
+ * the SLO guardrail's test: slo.ts, `rateAboveLogE`.
  */
 
 /** Alternatives as fractions of the null rate q, mixed with equal weights. */
@@ -52,4 +55,31 @@ export function rateUpperBound(errors: number, requests: number, alpha: number):
     else lo = mid;
   }
   return hi;
+}
+
+/**
+ * How many more requests until `rateUpperBound` is at or below `limit`, if errors go on at the
+ * observed rate; undefined when they never would (observed rate at or above the limit), 0 when
+ * the bound is already there.
+ */
+export function requestsUntilRateBound(errors: number, requests: number, limit: number, alpha: number): number | undefined {
+  if (!(limit > 0) || limit >= 1) return undefined;
+  const rate = requests > 0 ? errors / requests : 0;
+  if (rate >= limit) return undefined;
+  const boundAt = (n: number) => rateUpperBound(rate * n, n, alpha);
+  const start = Math.max(requests, 1);
+  if (requests > 0 && boundAt(requests) <= limit) return 0;
+  let lo = start;
+  let hi = start * 2;
+  while (boundAt(hi) > limit) {
+    lo = hi;
+    hi *= 2;
+    if (hi > 1e9) return undefined;
+  }
+  while (hi - lo > 0.01 * lo) {
+    const mid = (lo + hi) / 2;
+    if (boundAt(mid) <= limit) hi = mid;
+    else lo = mid;
+  }
+  return hi - requests;
 }

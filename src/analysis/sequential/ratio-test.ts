@@ -292,3 +292,32 @@ export function maximumLikelihoodRatio(evidence: RatioEvidence): number | undefi
   for (let i = 1; i < GEOMETRIC_POINTS; i++) if (evidence.logLik[i]! > evidence.logLik[best]!) best = i;
   return evidence.r0 * Math.pow(GRID_STEP, best + GRID_LOW);
 }
+
+/**
+ * How many more candidate trials the readiness e-process R_t(r₀) needs to reach 1/α if the data
+ * go on as they have (every interval's log-likelihood scaled by c: R(c) = ln mean_m e^{c·d_m},
+ * d_m = ℓ(r₀ρ^{-m}) − ℓ(r₀)); undefined when it never would (the data lean the other way), 0
+ * when it already has.
+ */
+export function trialsUntilReady(evidence: RatioEvidence, alpha: number): number | undefined {
+  const threshold = Math.log(1 / alpha);
+  const ll = evidence.logLik;
+  const base = ll[R0_INDEX]!;
+  const d = LOWER_STEPS.filter((m) => R0_INDEX - m >= 0).map((m) => ll[R0_INDEX - m]! - base);
+  if (!(evidence.candidateTrials > 0) || Math.max(...d) <= 0) return undefined;
+  const logE = (c: number) => logSumExp(d.map((x) => c * x)) - Math.log(d.length);
+  if (logE(1) >= threshold) return 0;
+  let lo = 1;
+  let hi = 2;
+  while (logE(hi) < threshold) {
+    lo = hi;
+    hi *= 2;
+    if (hi > 1e6) return undefined;
+  }
+  while (hi - lo > 0.01 * lo) {
+    const mid = (lo + hi) / 2;
+    if (logE(mid) >= threshold) hi = mid;
+    else lo = mid;
+  }
+  return (hi - 1) * evidence.candidateTrials;
+}

@@ -14,6 +14,11 @@ export const sequentialOptionsSchema = z
   .strictObject({
     alpha: fraction('alpha').optional(),
     alphaSplit: z.strictObject({ errors: share('alphaSplit.errors').optional(), latency: share('alphaSplit.latency').optional(), ttfb: share('alphaSplit.ttfb').optional() }).optional(),
+    sloAlphaShare: z
+      .number({ error: 'sloAlphaShare must be a number' })
+      .gt(0, 'sloAlphaShare must be above 0 (the share of alpha the SLO guardrails of analysis.thresholds get; without any, they could never fail the candidate)')
+      .lt(1, 'sloAlphaShare must be below 1 (the share of alpha the SLO guardrails of analysis.thresholds get; the comparison with the baseline keeps the rest)')
+      .optional(),
     tolerances: z.strictObject({ errors: ratio('tolerances.errors').optional(), latency: ratio('tolerances.latency').optional(), ttfb: ratio('tolerances.ttfb').optional() }).optional(),
     scaleTolerance: z.strictObject({ latency: ratio('scaleTolerance.latency').optional(), ttfb: ratio('scaleTolerance.ttfb').optional() }).optional(),
     alternatives: z.array(z.number().gt(1, 'alternatives must be above 1').max(1000, 'alternatives must be at most 1000')).min(1, 'alternatives must list at least one').max(16, 'alternatives may list at most 16').optional(),
