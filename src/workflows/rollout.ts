@@ -280,13 +280,11 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     const previous = state.waiting;
     if (waiting) state.waiting = waiting;
     else delete state.waiting;
+    // Said when the step starts to wait for something new, and once when it holds at the readiness gate: not at every check.
     if (decision.kind === 'hold' && decision.gate) {
-      if (!state.holding) {
-        state.holding = decision.waiting.message;
-        announce('hold', state.holding, decision.waiting);
-      }
+      if (!state.holding) announce('hold', decision.waiting.message, decision.waiting);
       state.holding = decision.waiting.message;
-    } else if (waiting && waiting.reason !== previous?.reason && (waiting.reason === 'metrics_missing' ? state.metricsOutage?.failedReads === 1 : true)) {
+    } else if (waiting && waiting.reason !== previous?.reason) {
       announce('hold', waiting.message, waiting);
     }
     touch();

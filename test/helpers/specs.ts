@@ -1,4 +1,4 @@
-import { parseRolloutSpec, type RolloutSpec, type RolloutSpecInput } from '../../src/spec';
+import { analysisSchema, parseRolloutSpec, type AnalysisSpec, type RolloutSpec, type RolloutSpecInput } from '../../src/spec';
 
 let counter = 0;
 
@@ -29,4 +29,9 @@ export function makeSpec(overrides: Partial<RolloutSpecInput> = {}): RolloutSpec
   const result = parseRolloutSpec(specInput(overrides));
   if (!result.ok) throw new Error(`bad test spec: ${JSON.stringify(result.issues)}`);
   return result.spec;
+}
+
+/** The `analysis` of a spec as validation leaves it (defaults filled in; a 30 s interval unless given). */
+export function analysisOf(input: RolloutSpecInput['analysis'] = {}): AnalysisSpec {
+  return analysisSchema.parse({ interval: '30s', ...input });
 }

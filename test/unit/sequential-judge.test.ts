@@ -5,18 +5,10 @@ import { sequentialOptionsSchema } from '../../src/analysis/sequential/schema';
 import { exceedances } from '../../src/analysis/sequential/boundary';
 import type { AnalysisSpec } from '../../src/spec/schema';
 import { poisson as poissonDraw, rng } from '../../bench/judge/random';
+import { analysisOf } from '../helpers/specs';
 
 /** No thresholds: the comparison with the baseline alone (SLO guardrails: test/unit/slo.test.ts). */
-const analysis: AnalysisSpec = {
-  judge: 'sequential',
-  readiness: 'required',
-  maxExtensionChecks: 30,
-  interval: 30_000,
-  minRequests: 50,
-  failureLimit: 2,
-  inconclusiveLimit: 0,
-  maxMetricsOutage: 300_000,
-};
+const analysis: AnalysisSpec = analysisOf();
 
 /** Probability of each bucket for lognormal(ln 200, 0.5) latencies scaled by `factor`. */
 function bucketProbabilities(factor: number): number[] {

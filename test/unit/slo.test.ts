@@ -8,32 +8,8 @@ import { createSequentialJudge, type SequentialState, type SloReport } from '../
 import { sequentialOptionsSchema } from '../../src/analysis/sequential/schema';
 import { rateAboveLogE, sloAlternatives, sloBoundary, SLO_FACTORS } from '../../src/analysis/sequential/slo';
 import type { AnalysisSpec } from '../../src/spec/schema';
-
-/** mulberry32, seeded: every run of this file draws the same numbers. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-}
-
-/** Exact Binomial(n, p) by geometric gaps between successes: about n·p + 1 draws. */
-function binomial(random: () => number, n: number, p: number): number {
-  if (p <= 0) return 0;
-  if (p >= 1) return n;
-  const logMiss = Math.log1p(-p);
-  let k = 0;
-  let at = 0;
-  for (;;) {
-    at += Math.floor(Math.log(random()) / logMiss) + 1; // index of the next success
-    if (at > n) return k;
-    k++;
-  }
-}
+import { binomial, normalCdf, rng } from '../../bench/judge/random';
+import { analysisOf } from '../helpers/specs';
 
 function logChoose(n: number, k: number): number {
   let s = 0;
@@ -41,24 +17,8 @@ function logChoose(n: number, k: number): number {
   return s;
 }
 
-const analysis = (thresholds?: AnalysisSpec['thresholds']): AnalysisSpec => ({
-  judge: 'sequential',
-  readiness: 'required',
-  maxExtensionChecks: 30,
-  interval: 30_000,
-  minRequests: 50,
-  failureLimit: 2,
-  inconclusiveLimit: 0,
-  maxMetricsOutage: 300_000,
-  ...(thresholds ? { thresholds } : {}),
-});
+const analysis = (thresholds?: AnalysisSpec['thresholds']): AnalysisSpec => analysisOf(thresholds ? { thresholds } : {});
 
-function normalCdf(x: number): number {
-  const t = 1 / (1 + 0.2316419 * Math.abs(x));
-  const d = 0.3989422804 * Math.exp((-x * x) / 2);
-  const p = d * t * (0.31938153 + t * (-0.356563782 + t * (1.781477937 + t * (-1.821255978 + t * 1.330274429))));
-  return x > 0 ? 1 - p : p;
-}
 
 /** Lognormal(ln 200 ms, 0.5) latencies scaled by `factor` (p95 ≈ 455 ms × factor): n requests. */
 function histogramOf(n: number, factor = 1, random?: () => number, bounds: readonly number[] = LATENCY_BUCKETS_MS): Histogram {

@@ -1,4 +1,4 @@
-import { makeSpec } from '../helpers/specs';
+import { analysisOf as parsedAnalysis } from '../helpers/specs';
 import {
   NO_CHECKS,
   decideAfterCheck,
@@ -16,9 +16,7 @@ const SEQUENTIAL = { name: 'sequential', failIsFinal: true, adaptive: true };
 const THRESHOLD = { name: 'threshold', failIsFinal: false, adaptive: false };
 const INTERVAL = 30_000;
 
-function analysisOf(analysis: Record<string, unknown> = {}): AnalysisSpec {
-  return makeSpec({ analysis: { interval: '30s', ...analysis } as never }).analysis;
-}
+const analysisOf = (analysis: Record<string, unknown> = {}): AnalysisSpec => parsedAnalysis(analysis as never);
 
 function context(weight: number, nextWeight: number | undefined, overrides: Partial<StepContext> = {}): StepContext {
   return { analysis: analysisOf(), judge: SEQUENTIAL, step: { weight, bake: 10 * INTERVAL }, nextWeight, ...overrides };
