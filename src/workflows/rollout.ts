@@ -40,6 +40,7 @@ import { CanaryWeight, RolloutPhase, RolloutTarget, canaryWeightAttribute } from
 import { baselineOnlyRoute, newRolloutState, recordDecision, recordEvent, routeAt, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
 import { reasonsText, type Decision, type DecisionPageRequest, type FinalPhase, type Phase, type RolloutStatus } from './status';
 import type { RolloutEvent, TrafficRoute } from '../activities/types';
+import { decisionSummary } from './summary';
 import { decideAfterCheck, decideOnMetricsOutage, type CheckCounters, type CheckOutcome, type StepContext, type StepDecision, type Waiting } from './step-policy';
 
 export interface RolloutInput {
@@ -320,10 +321,11 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     }
   }
 
-  function record(decision: Omit<Decision, 'seq'>): void {
-    const recorded = recordDecision(state, decision);
+  function record(decision: Omit<Decision, 'seq' | 'summary'>): void {
+    const summary = decisionSummary({ baseline: spec.baseline.version, candidate: spec.candidate.version }, decision, spec.steps[state.stepIndex + 1]?.weight ?? 100);
+    const recorded = recordDecision(state, { summary, ...decision });
     touch();
-    announce('decision', `check at ${decision.weight}%: ${decision.verdict} — ${reasonsText(decision.reasons)}`, recorded);
+    announce('decision', summary, recorded);
   }
 
   async function awaitApproval(): Promise<void> {
@@ -503,7 +505,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
         [
           `**${state.phase}** — step ${step}/${spec.steps.length}, ${spec.candidate.version} at ${state.weights.candidate}% (${spec.baseline.version} ${state.weights.baseline}%)`,
           state.waiting ? `waiting (${state.waiting.reason}): ${state.waiting.message}` : '',
-          last ? `last check: **${last.verdict}** at ${last.weight}% — ${reasonsText(last.reasons)}` : 'no check yet',
+          last ? `last check: **${last.verdict}** — ${last.summary ?? reasonsText(last.reasons)}` : 'no check yet',
           state.outcome ? `outcome: **${state.outcome.result}** — ${state.outcome.reason}` : '',
         ]
           .filter(Boolean)

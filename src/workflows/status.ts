@@ -24,6 +24,8 @@ export interface Weights {
 export interface Decision {
   /** 1-based number of the check in the rollout; the cursor for paging decisions. */
   seq: number;
+  /** The decision in plain words, first: what was seen and what happens next (summary.ts). */
+  summary?: string;
   at: string;
   step: number;
   weight: number;

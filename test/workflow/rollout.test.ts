@@ -104,7 +104,7 @@ describe('rollout workflow', () => {
         // the Temporal UI's "current details" tell the same story
         const metadata = await h.handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
         expect(metadata.currentDetails).toMatch(/\*\*rolled_back\*\*/);
-        expect(metadata.currentDetails).toMatch(/last check: \*\*fail\*\* at 10%/);
+        expect(metadata.currentDetails).toMatch(/last check: \*\*fail\*\* — v2 at 10%: candidate error rate 20.00% \(40\/200\) is above maxErrorRate 5.00%: rolling back/);
       },
       { metrics },
     );

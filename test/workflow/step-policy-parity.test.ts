@@ -82,6 +82,7 @@ describe('the step policy: the workflow and the judge benchmark decide alike', (
       .map((e) => e.event.data as Decision)
       .sort((a, b) => a.seq - b.seq);
     expect(decisions.map(seen)).toEqual(trace);
+    expect(decisions.every((d) => typeof d.summary === 'string' && d.summary.startsWith('v2 at '))).toBe(true);
     // Real traffic moved through the ladder in both, step by step.
     expect(new Set(trace.map((t) => t.weight)).size).toBeGreaterThan(1);
   });
