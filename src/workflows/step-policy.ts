@@ -226,7 +226,10 @@ function decide(ctx: StepContext, counters: CheckCounters, check: CheckOutcome, 
   }
   if (check.marginal && extensionsLeft) {
     const message = `${unready}, and the evidence leans toward a regression: the step is extended (${counters.stepExtensions} of ${maxExtensions} extra checks)`;
-    return { kind: 'extend', waiting: withEstimate(check, 'needs_evidence', message, check.wait?.candidateRequests) };
+    // It ends when ready, when nothing leans any more, or when the extensions run out: at most that many checks' traffic.
+    const cap = check.candidateRate === undefined ? undefined : (maxExtensions - counters.stepExtensions) * check.candidateRate * (analysis.interval / 1000);
+    const needed = [check.wait?.candidateRequests, cap].filter((x): x is number => x !== undefined);
+    return { kind: 'extend', waiting: withEstimate(check, 'needs_evidence', message, needed.length > 0 ? Math.min(...needed) : undefined) };
   }
   return { kind: 'end', reason: check.marginal ? 'baked; extensions used up' : 'baked: the check passed, nothing leans toward a regression' };
 }

@@ -248,7 +248,7 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   const marginal = testedMetrics(state).some((name) => digests[name].logE >= 0) || sloProcesses(slo).some(([name, p]) => sloLogE(name, p) >= 0);
   let wait: Judgement<SequentialState>['wait'];
   if (verdict === 'inconclusive' && holdReason) wait = { reason: holdReason, message: holds.join(' '), ...(thinBy !== undefined ? { candidateRequests: thinBy } : {}) };
-  else if (verdict === 'pass' && !readyToAdvance) wait = needsEvidence(options, state, digests);
+  else if (verdict === 'pass' && !readyToAdvance) wait = needsEvidence(options, state, digests, weight);
 
   let reasons: string[];
   if (verdict === 'fail') {
@@ -368,15 +368,19 @@ function testedMetrics(state: SequentialState): MetricName[] {
   return (['errors', 'latency', 'ttfb'] as const).filter((name) => state.alphas![name] > 0);
 }
 
-/** Why a passing check is not ready, and (when every unready metric can tell) the candidate requests still needed. */
-function needsEvidence(options: SequentialJudgeOptions, state: SequentialState, digests: Digests): NonNullable<Judgement<SequentialState>['wait']> {
+/**
+ * Why a passing check is not ready, and (when every unready metric can tell) the candidate
+ * requests still needed at this weight if the candidate keeps up with the baseline from now on.
+ */
+function needsEvidence(options: SequentialJudgeOptions, state: SequentialState, digests: Digests, weight: number): NonNullable<Judgement<SequentialState>['wait']> {
   const unready = testedMetrics(state).filter((name) => !digests[name].ready);
   const needs: Array<number | undefined> = unready.map((name) => {
     if (name !== 'errors' && state[name].boundaryMs === null) return undefined; // still calibrating its boundary
     const evidence = evidenceOf(state, name);
-    const byRatio = trialsUntilReady(evidence, options.readyAlpha);
+    const byRatio = trialsUntilReady(evidence, options.readyAlpha, weight / 100);
     const bound = digests[name].rateBound;
-    const byRate = bound ? requestsUntilRateBound(evidence.candidateEvents, evidence.candidateTrials, bound.limit, options.readyAlpha) : undefined;
+    const baselineRate = evidence.baselineTrials > 0 ? evidence.baselineEvents / evidence.baselineTrials : 0;
+    const byRate = bound ? requestsUntilRateBound(evidence.candidateEvents, evidence.candidateTrials, bound.limit, options.readyAlpha, baselineRate) : undefined;
     const known = [byRatio, byRate].filter((x): x is number => x !== undefined);
     return known.length > 0 ? Math.min(...known) : undefined;
   });

@@ -58,28 +58,25 @@ export function rateUpperBound(errors: number, requests: number, alpha: number):
 }
 
 /**
- * How many more requests until `rateUpperBound` is at or below `limit`, if errors go on at the
- * observed rate; undefined when they never would (observed rate at or above the limit), 0 when
- * the bound is already there.
+ * How many more requests until `rateUpperBound` is at or below `limit`, if further requests fail
+ * at `futureRate` (the baseline's, for the healthy case readiness is for); undefined when they
+ * never would (that rate at or above the limit), 0 when the bound is already there.
  */
-export function requestsUntilRateBound(errors: number, requests: number, limit: number, alpha: number): number | undefined {
-  if (!(limit > 0) || limit >= 1) return undefined;
-  const rate = requests > 0 ? errors / requests : 0;
-  if (rate >= limit) return undefined;
-  const boundAt = (n: number) => rateUpperBound(rate * n, n, alpha);
-  const start = Math.max(requests, 1);
-  if (requests > 0 && boundAt(requests) <= limit) return 0;
-  let lo = start;
-  let hi = start * 2;
-  while (boundAt(hi) > limit) {
+export function requestsUntilRateBound(errors: number, requests: number, limit: number, alpha: number, futureRate: number): number | undefined {
+  if (!(limit > 0) || limit >= 1 || !(futureRate >= 0) || futureRate >= limit) return undefined;
+  const boundAfter = (more: number) => rateUpperBound(errors + futureRate * more, requests + more, alpha);
+  if (requests > 0 && boundAfter(0) <= limit) return 0;
+  let lo = 0;
+  let hi = Math.max(requests, 100);
+  while (boundAfter(hi) > limit) {
     lo = hi;
     hi *= 2;
-    if (hi > 1e9) return undefined;
+    if (hi > 1e10) return undefined;
   }
-  while (hi - lo > 0.01 * lo) {
+  while (hi - lo > Math.max(1, 0.01 * lo)) {
     const mid = (lo + hi) / 2;
-    if (boundAt(mid) <= limit) hi = mid;
+    if (boundAfter(mid) <= limit) hi = mid;
     else lo = mid;
   }
-  return hi - requests;
+  return hi;
 }

@@ -294,30 +294,43 @@ export function maximumLikelihoodRatio(evidence: RatioEvidence): number | undefi
 }
 
 /**
- * How many more candidate trials the readiness e-process R_t(r₀) needs to reach 1/α if the data
- * go on as they have (every interval's log-likelihood scaled by c: R(c) = ln mean_m e^{c·d_m},
- * d_m = ℓ(r₀ρ^{-m}) − ℓ(r₀)); undefined when it never would (the data lean the other way), 0
- * when it already has.
+ * How many more candidate trials the readiness e-process R_t(r₀) needs to reach 1/α if the
+ * candidate keeps up with the baseline from now on (ratio 1, the healthy case readiness is
+ * for), at the current weight: every further candidate trial adds to d_m = ℓ(r₀ρ^{-m}) − ℓ(r₀)
+ * its expected increment at ratio 1, with a = n_A/n_B per interval and the baseline's observed
+ * event rate p_A, p_A·[ln(r_m(r₀ + a)/(r₀(r_m + a))) + a·ln((r₀ + a)/(r_m + a))].
+ * (Extrapolating the data seen so far instead overestimates: a step that waits is one whose
+ * data so far happened to look worse than the candidate is.) Undefined when it cannot be told
+ * (no baseline events yet, or a weight of 0 or 100%); 0 when ready already.
  */
-export function trialsUntilReady(evidence: RatioEvidence, alpha: number): number | undefined {
+export function trialsUntilReady(evidence: RatioEvidence, alpha: number, candidateShare: number): number | undefined {
   const threshold = Math.log(1 / alpha);
+  if (!(candidateShare > 0 && candidateShare < 1) || !(evidence.baselineTrials > 0) || evidence.baselineEvents === 0) return undefined;
+  const pA = evidence.baselineEvents / evidence.baselineTrials;
+  const a = (1 - candidateShare) / candidateShare;
+  const r0 = evidence.r0;
   const ll = evidence.logLik;
   const base = ll[R0_INDEX]!;
-  const d = LOWER_STEPS.filter((m) => R0_INDEX - m >= 0).map((m) => ll[R0_INDEX - m]! - base);
-  if (!(evidence.candidateTrials > 0) || Math.max(...d) <= 0) return undefined;
-  const logE = (c: number) => logSumExp(d.map((x) => c * x)) - Math.log(d.length);
-  if (logE(1) >= threshold) return 0;
-  let lo = 1;
-  let hi = 2;
+  const steps = LOWER_STEPS.filter((m) => R0_INDEX - m >= 0);
+  const d = steps.map((m) => ll[R0_INDEX - m]! - base);
+  const drift = steps.map((m) => {
+    const r = r0 * Math.pow(GRID_STEP, -m);
+    return pA * (Math.log((r * (r0 + a)) / (r0 * (r + a))) + a * Math.log((r0 + a) / (r + a)));
+  });
+  const logE = (n: number) => logSumExp(d.map((x, i) => x + n * drift[i]!)) - Math.log(d.length);
+  if (logE(0) >= threshold) return 0;
+  if (Math.max(...drift) <= 0) return undefined;
+  let lo = 0;
+  let hi = 1;
   while (logE(hi) < threshold) {
     lo = hi;
     hi *= 2;
-    if (hi > 1e6) return undefined;
+    if (hi > 1e10) return undefined;
   }
-  while (hi - lo > 0.01 * lo) {
+  while (hi - lo > Math.max(1, 0.01 * lo)) {
     const mid = (lo + hi) / 2;
     if (logE(mid) >= threshold) hi = mid;
     else lo = mid;
   }
-  return (hi - 1) * evidence.candidateTrials;
+  return hi;
 }
