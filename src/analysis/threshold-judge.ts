@@ -4,6 +4,10 @@
  */
 import type { Judge, Judgement } from './judge';
 import { summarize } from './metrics';
+import { sampleRatioTest } from './sequential/srm';
+
+/** The sample-ratio test's level (as the sequential judge's default): a mismatch is beyond doubt. */
+const SRM_ALPHA = 1e-6;
 
 /** The threshold judge's limits where the spec's `analysis.thresholds` gives none. */
 export const THRESHOLD_DEFAULTS = { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } as const;
@@ -11,19 +15,27 @@ export const THRESHOLD_DEFAULTS = { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } a
 export const thresholdJudge: Judge<null> = {
   name: 'threshold',
   initialState: () => null,
-  judge({ analysis, interval }): Judgement<null> {
+  judge({ analysis, candidateWeight, interval }): Judgement<null> {
     const metrics = { baseline: summarize(interval.baseline), candidate: summarize(interval.candidate) };
     const { candidate } = metrics;
     if (candidate.requests < analysis.minRequests) {
+      // Few candidate requests among many at its weight: the split is off (not a wait for traffic).
+      const srm = sampleRatioTest(candidate.requests, metrics.baseline.requests, candidateWeight, SRM_ALPHA);
+      const wait = srm.mismatch
+        ? {
+            reason: 'srm' as const,
+            message: `sample-ratio mismatch: the candidate got ${candidate.requests} of ${candidate.requests + metrics.baseline.requests} requests against a configured ${candidateWeight}%`,
+          }
+        : {
+            reason: 'thin_traffic' as const,
+            message: `the candidate served ${candidate.requests} requests in the interval, fewer than minRequests ${analysis.minRequests}`,
+            candidateRequests: analysis.minRequests - candidate.requests,
+          };
       return {
         verdict: 'inconclusive',
         reasons: [`candidate served ${candidate.requests} requests, fewer than minRequests ${analysis.minRequests}`],
         metrics,
-        wait: {
-          reason: 'thin_traffic',
-          message: `the candidate served ${candidate.requests} requests in the interval, fewer than minRequests ${analysis.minRequests}`,
-          candidateRequests: analysis.minRequests - candidate.requests,
-        },
+        wait,
         state: null,
       };
     }

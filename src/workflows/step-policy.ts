@@ -11,7 +11,8 @@
  * The rules, for a step with a bake:
  *  - a failed check rolls back at once for a judge whose failures are final (sequential), or
  *    once `failureLimit` checks have failed (threshold); too many inconclusive checks in a row
- *    roll back, and so does a metric source unreadable for `maxMetricsOutage`;
+ *    roll back (too little traffic does not count: it waits), and so does a metric source
+ *    unreadable for `maxMetricsOutage`;
  *  - only a passing check ends a step: inconclusive or failed (under the limit) checks hold it;
  *  - readiness `advisory` (and any judge that cannot tell readiness): the step ends at the end
  *    of its bake, as with Argo Rollouts and Flagger; readiness is only reported;
@@ -155,9 +156,19 @@ export function decideAfterCheck(
     stepChecks: before.stepChecks + 1,
     stepExtensions: before.stepExtensions + (timing.bakeWasOver ? 1 : 0),
     failedChecks: before.failedChecks + (check.verdict === 'fail' ? 1 : 0),
-    consecutiveInconclusive: check.verdict === 'inconclusive' ? before.consecutiveInconclusive + 1 : 0,
+    consecutiveInconclusive: inconclusiveStreak(before.consecutiveInconclusive, check),
   };
   return { counters, decision: decide(ctx, counters, check, timing.bakedMs) };
+}
+
+/**
+ * Inconclusive checks in a row, this one counted. Too little traffic neither counts nor resets
+ * the streak: the step waits for traffic (a candidate that serves few requests harms few users),
+ * whereas a sample-ratio mismatch or missing figures say something is wrong.
+ */
+function inconclusiveStreak(streak: number, check: CheckOutcome): number {
+  if (check.verdict !== 'inconclusive') return 0;
+  return check.wait?.reason === 'thin_traffic' ? streak : streak + 1;
 }
 
 /**

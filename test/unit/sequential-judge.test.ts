@@ -111,9 +111,14 @@ describe('sequential judge', () => {
   it('holds when metrics are missing or malformed', () => {
     const judge = createSequentialJudge();
     const s0 = judge.initialState();
-    const noCandidate = judge.judge(input(sample(version(0, 0), version(900, 9))), s0);
+    // No candidate request among a few: thin traffic, a wait; among 900 at 10%: the split is off.
+    const noCandidate = judge.judge(input(sample(version(0, 0), version(5, 0))), s0);
     expect(noCandidate.verdict).toBe('inconclusive');
     expect(noCandidate.reasons.join(' ')).toMatch(/candidate served no requests/);
+    expect(noCandidate.wait).toMatchObject({ reason: 'thin_traffic' });
+    const offSplit = judge.judge(input(sample(version(0, 0), version(900, 9))), s0);
+    expect(offSplit.verdict).toBe('inconclusive');
+    expect(offSplit.wait).toMatchObject({ reason: 'srm', message: expect.stringMatching(/sample-ratio mismatch: the candidate got 0.00% of 900 requests/) });
 
     const broken = judge.judge(input(sample({ requests: NaN, errors: 0, latency: histogramOf(0) }, version(900, 9))), s0);
     expect(broken.verdict).toBe('inconclusive');
@@ -141,7 +146,7 @@ describe('sequential judge', () => {
     const judge = createSequentialJudge({ maxConsecutiveInconclusive: 3 });
     let s = judge.initialState();
     for (let k = 0; k < 12; k++) {
-      const j = judge.judge(input(sample(version(0, 0), version(900, 9))), s);
+      const j = judge.judge(input(sample(version(0, 0), version(5, 0))), s);
       expect(j.verdict).toBe('inconclusive');
       expect(j.wait).toMatchObject({ reason: 'thin_traffic' });
       expect(j.wait!.message).toMatch(/candidate served no requests/);

@@ -119,6 +119,11 @@ describe('step policy', () => {
     const ds = drive(ctx, [held, held, pass(), held, held, held]);
     expect(ds.map((d) => d.kind)).toEqual(['hold', 'hold', 'bake', 'hold', 'hold', 'rollback']);
     expect(ds[5]).toMatchObject({ reason: '3 inconclusive checks in a row reached inconclusiveLimit 3: thin.' });
+    // Too little traffic neither counts nor resets the streak: the step waits for traffic.
+    const thin: CheckOutcome = { ...held, wait: { reason: 'thin_traffic', message: 'few.' } };
+    const waits = drive(ctx, [held, ...Array.from({ length: 20 }, () => thin), held, held]);
+    expect(waits.map((d) => d.kind)).toEqual([...Array(22).fill('hold'), 'rollback']);
+    expect(waits[20]!.counters.consecutiveInconclusive).toBe(1);
     // No limit at all for the threshold judge by default.
     const unlimited = context(10, 50, { judge: THRESHOLD, analysis: analysisOf({ judge: 'threshold' }) });
     expect(drive(unlimited, Array.from({ length: 50 }, () => held)).every((d) => d.kind === 'hold')).toBe(true);

@@ -184,18 +184,20 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
     notes.push('at 100% there is no concurrent baseline; the comparison evidence is carried unchanged.');
     if (candidateOk && B.requests === 0) hold('thin_traffic', 'the candidate served no requests in the interval (missing scrape?).');
   } else if (candidateOk && baselineOk) {
-    if (B.requests === 0) hold('thin_traffic', 'the candidate served no requests in the interval (missing scrape or no traffic).');
-    if (A.requests === 0) hold('thin_traffic', 'the baseline served no requests in the interval (missing scrape?).');
-    if (A.requests > 0 && B.requests > 0) {
-      srm = sampleRatioTest(B.requests, A.requests, weight, options.srmAlpha);
-      if (srm.mismatch) {
-        hold(
-          'srm',
-          `sample-ratio mismatch: the candidate got ${pct(srm.observedShare)} of ${A.requests + B.requests} requests against a configured ${weight}% (p ≤ ${sci(srm.pValue)} < ${sci(options.srmAlpha)}); the interval is not compared.`,
-        );
-      } else {
-        updateEvidence(options, state, A, B, hold);
-      }
+    // A version without requests is thin traffic, unless the split itself is off: no candidate
+    // request among many at its weight is a sample-ratio mismatch (something is wrong), not a wait.
+    if (A.requests + B.requests > 0) srm = sampleRatioTest(B.requests, A.requests, weight, options.srmAlpha);
+    if (srm?.mismatch) {
+      hold(
+        'srm',
+        `sample-ratio mismatch: the candidate got ${pct(srm.observedShare)} of ${A.requests + B.requests} requests against a configured ${weight}% (p ≤ ${sci(srm.pValue)} < ${sci(options.srmAlpha)}); the interval is not compared.`,
+      );
+    } else if (B.requests === 0) {
+      hold('thin_traffic', 'the candidate served no requests in the interval (missing scrape or no traffic).');
+    } else if (A.requests === 0) {
+      hold('thin_traffic', 'the baseline served no requests in the interval (missing scrape?).');
+    } else {
+      updateEvidence(options, state, A, B, hold);
     }
   }
 
