@@ -26,6 +26,10 @@ export function createActivities({ router, metrics, notifier }: ActivityDeps) {
       log.info(`setting traffic weights for ${route.target}: ${split}`);
       await router.setWeights(route);
     },
+    /** What the target serves now (undefined: no route); the rollout captures it before its first change. */
+    async readTrafficRoute(target: string): Promise<TrafficRoute | undefined> {
+      return router.readRoute(target);
+    },
     /** Cumulative per-version counters; the workflow derives each interval from two readings. */
     async collectMetrics(query: MetricQuery): Promise<MetricsSample> {
       return metrics.read(query);

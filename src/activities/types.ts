@@ -20,6 +20,8 @@ export interface TrafficRoute {
 /** Splits a target's traffic between versions (embedded gateway, NGINX, Envoy, SageMaker...). */
 export interface TrafficRouter {
   setWeights(route: TrafficRoute): Promise<void>;
+  /** The route the target serves now, as the router has it (salt included); undefined when it has none. */
+  readRoute(target: string): Promise<TrafficRoute | undefined>;
 }
 
 export interface MetricQuery {

@@ -5,9 +5,11 @@
 import express, { type Application, type Request, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
+import type { TrafficRouter } from '../activities/types';
 import type { Config } from '../config';
 import { bearerAuth } from './auth';
 import { ApiError, bodyError, clip, errorHandler, notFoundRoute, toApiError, validate } from './errors';
+import { openApiDocument } from './openapi';
 import { RolloutService } from './rollout-service';
 import { JSON_TYPES, noQuery, rolloutsRouter } from './rollouts';
 
@@ -16,6 +18,8 @@ export const BODY_LIMIT = '1mb';
 export interface AppOptions {
   client: Client;
   config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl' | 'apiToken'>;
+  /** The traffic router a start reads the target's live route from (main.ts: the gateway's). */
+  router: TrafficRouter;
   /** Silent when omitted. */
   logger?: Logger;
   /** Overrides for the Temporal call timeouts (ms). */
@@ -23,8 +27,8 @@ export interface AppOptions {
   updateTimeoutMs?: number;
 }
 
-export function createApp({ client, config, logger = pino({ level: 'silent' }), ...timeouts }: AppOptions): Application {
-  const service = new RolloutService({ client, config, ...timeouts });
+export function createApp({ client, config, router, logger = pino({ level: 'silent' }), ...timeouts }: AppOptions): Application {
+  const service = new RolloutService({ client, config, router, ...timeouts });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -54,6 +58,12 @@ export function createApp({ client, config, logger = pino({ level: 'silent' }), 
         error: { code: 'temporal_unavailable', message: `Temporal is not reachable: ${message}` },
       });
     }
+  });
+
+  // The API's description, not its data: like /healthz, served without the token.
+  app.get('/v1/openapi.json', (req, res) => {
+    validate(noQuery, req.query, 'query');
+    res.json(openApiDocument());
   });
 
   const v1 = express.Router();

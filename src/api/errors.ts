@@ -10,6 +10,7 @@ import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@tempora
 import { NamespaceNotFoundError } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { TrafficRoute } from '../activities/types';
 import type { SpecIssue } from '../spec';
 
 export type ErrorCode =
@@ -24,23 +25,32 @@ export type ErrorCode =
   | 'unauthorized'
   | 'not_found'
   | 'conflict'
+  | 'baseline_mismatch'
   | 'not_applicable'
   | 'timeout'
   | 'workflow_task_failing'
   | 'temporal_unavailable'
+  | 'router_unavailable'
   | 'internal';
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; issues?: SpecIssue[] };
+  error: { code: ErrorCode; message: string; issues?: SpecIssue[] } & ErrorDetails;
 }
 
-/** An error meant for the client: its status, code and message are sent as they are. */
+/** What some errors add to the envelope beside code and message. */
+export interface ErrorDetails {
+  /** `baseline_mismatch`: the route the target serves now. */
+  live?: TrafficRoute;
+}
+
+/** An error meant for the client: its status, code and message (and details) are sent as they are. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: ErrorCode,
     message: string,
     readonly issues?: SpecIssue[],
+    readonly details?: ErrorDetails,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -48,7 +58,7 @@ export class ApiError extends Error {
 }
 
 export function errorBody(err: ApiError): ErrorBody {
-  const body: ErrorBody = { error: { code: err.code, message: err.message } };
+  const body: ErrorBody = { error: { code: err.code, message: err.message, ...err.details } };
   if (err.issues) body.error.issues = err.issues;
   return body;
 }

@@ -4,6 +4,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
+import { gatewayTrafficRouter } from '../activities/gateway-router';
 import { loadConfig } from '../config';
 import { createApp } from './app';
 import { listenApi } from './server';
@@ -13,7 +14,9 @@ async function main(): Promise<void> {
   const logger = pino({ name: 'api', level: process.env.LOG_LEVEL || 'info' });
   const connection = await connectWithRetry(config.temporalAddress, logger);
   const client = new Client({ connection, namespace: config.namespace });
-  const app = createApp({ client, config, logger });
+  // The router the workers change is the one whose live routes a start is checked against.
+  const router = gatewayTrafficRouter({ url: config.gatewayUrl, adminToken: config.gatewayAdminToken });
+  const app = createApp({ client, config, router, logger });
 
   const api = await listenApi(app, { port: config.apiPort, host: config.apiHost });
   logger.info(

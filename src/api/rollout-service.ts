@@ -18,10 +18,11 @@ import {
   defaultPayloadConverter,
   type TypedSearchAttributes,
 } from '@temporalio/common';
+import type { TrafficRoute, TrafficRouter } from '../activities/types';
 import type { Config } from '../config';
 import { resolveOptions } from '../analysis/sequential';
 import { THRESHOLD_DEFAULTS } from '../analysis/threshold-judge';
-import { formatDuration, type RolloutSpec } from '../spec';
+import { formatDuration, resolveBaseline, type RolloutRequest, type RolloutSpec } from '../spec';
 import {
   NOT_APPLICABLE,
   ROLLOUT_WORKFLOW,
@@ -37,7 +38,7 @@ import type { RolloutInput, rollout } from '../workflows/rollout';
 import { CanaryWeight, RolloutPhase, RolloutTarget } from '../workflows/search-attributes';
 import { newRolloutState, statusOf } from '../workflows/state';
 import { FINAL_PHASES, isFinal, withDecisionPage, type DecisionPageRequest, type Phase, type RolloutStatus, type RolloutSummary } from '../workflows/status';
-import { ApiError, isDeadlineExceeded, workflowTaskFailing } from './errors';
+import { ApiError, invalidInput, isDeadlineExceeded, workflowTaskFailing } from './errors';
 
 export const PHASES: readonly Phase[] = ['progressing', 'paused', 'awaiting_approval', 'rolling_back', ...FINAL_PHASES];
 
@@ -53,6 +54,8 @@ export interface ListFilter {
 export interface RolloutServiceOptions {
   client: Client;
   config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl'>;
+  /** The traffic router whose live routes a start is checked against (the workers' router). */
+  router: TrafficRouter;
   /** How long a status query may take before GET falls back to what visibility knows. */
   queryTimeoutMs?: number;
   /** How long an operator update may wait for the worker before the API answers 504. */
@@ -62,12 +65,14 @@ export interface RolloutServiceOptions {
 export class RolloutService {
   private readonly client: Client;
   private readonly config: RolloutServiceOptions['config'];
+  private readonly router: TrafficRouter;
   private readonly queryTimeoutMs: number;
   private readonly updateTimeoutMs: number;
 
   constructor(options: RolloutServiceOptions) {
     this.client = options.client;
     this.config = options.config;
+    this.router = options.router;
     this.queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
     this.updateTimeoutMs = options.updateTimeoutMs ?? 20_000;
   }
@@ -77,9 +82,30 @@ export class RolloutService {
     return `${temporalUiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}/history`;
   }
 
-  /** Starts the rollout's workflow; the status returned is the initial one, built locally. */
-  async start(spec: RolloutSpec): Promise<RolloutStatus> {
-    const workflowId = rolloutWorkflowId(spec.target);
+  /**
+   * Starts the rollout's workflow; the status returned is the initial one, built locally. First,
+   * what the target serves now is read from the router: a baseline given must be what serves it
+   * (409 `baseline_mismatch` otherwise), one left out is taken from it (400 when it cannot be);
+   * a router that cannot be read is a 503. Nothing is started or changed unless all is well.
+   */
+  async start(request: RolloutRequest): Promise<RolloutStatus> {
+    const workflowId = rolloutWorkflowId(request.target);
+    const live = await this.liveRoute(request.target);
+    const resolved = resolveBaseline(request, live);
+    if (!resolved.ok) {
+      // A rollout in progress is why the target serves a split: say that instead.
+      await this.refuseIfRunning(workflowId, request.target);
+      if ('issues' in resolved) throw invalidInput('invalid_spec', 'invalid rollout spec', resolved.issues);
+      throw new ApiError(
+        409,
+        'baseline_mismatch',
+        `${resolved.mismatch}: the rollout was not started and nothing changed; give the baseline that serves the target, ` +
+          'or leave baseline out to take it from the live route',
+        undefined,
+        { live: resolved.live },
+      );
+    }
+    const { spec } = resolved;
     const startedAt = new Date().toISOString();
     let runId: string;
     try {
@@ -105,7 +131,7 @@ export class RolloutService {
           .describe()
           .then((d) => d.runId)
           .catch(() => 'unknown');
-        throw new ApiError(409, 'conflict', `target ${spec.target} already has a rollout in progress: ${workflowId} (run ${running})`);
+        throw inProgress(spec.target, workflowId, running);
       }
       throw err;
     }
@@ -195,6 +221,28 @@ export class RolloutService {
   }
 
   // ---- helpers ----
+
+  /** What the target serves now; a router that cannot say is a 503 (a rollout never starts blind). */
+  private async liveRoute(target: string): Promise<TrafficRoute | undefined> {
+    try {
+      return await this.router.readRoute(target);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ApiError(
+        503,
+        'router_unavailable',
+        `the traffic router could not say what target ${target} serves now (${why}); the rollout was not started and nothing changed: try again once the router answers`,
+      );
+    }
+  }
+
+  /** 409 `conflict` when the target's rollout is running; best effort (any other answer: nothing to say). */
+  private async refuseIfRunning(workflowId: string, target: string): Promise<void> {
+    const description = await this.client.connection
+      .withDeadline(Date.now() + this.queryTimeoutMs, () => this.client.workflow.getHandle(workflowId).describe())
+      .catch(() => undefined);
+    if (description?.status.name === 'RUNNING' && description.type === ROLLOUT_WORKFLOW) throw inProgress(target, workflowId, description.runId);
+  }
 
   private async describe(workflowId: string, runId?: string): Promise<WorkflowExecutionDescription> {
     try {
@@ -326,6 +374,10 @@ function phaseOf(attributes: TypedSearchAttributes): Phase | undefined {
 
 function statusWord(description: WorkflowExecutionDescription): string {
   return description.status.name.toLowerCase().replace(/_/g, ' ');
+}
+
+function inProgress(target: string, workflowId: string, runId: string): ApiError {
+  return new ApiError(409, 'conflict', `target ${target} already has a rollout in progress: ${workflowId} (run ${runId})`);
 }
 
 function notFound(workflowId: string): ApiError {

@@ -1,7 +1,7 @@
 /** The /v1/rollouts routes: HTTP in, RolloutService calls, HTTP out. */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { parseRolloutSpec } from '../spec';
+import { parseRolloutRequest } from '../spec';
 import { TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
 import { rolloutWorkflowId } from '../workflows/messages';
 import { ApiError, invalidInput, validate } from './errors';
@@ -13,7 +13,7 @@ const once = (name: string) => z.string({ error: `${name} must be given once, as
 /** Routes that take no query parameters still refuse them, so a typo is not silently ignored. */
 export const noQuery = z.strictObject({});
 
-const listQuery = z.strictObject({
+export const listQuery = z.strictObject({
   target: once('target').regex(TARGET_PATTERN, `target must be ${TARGET_RULE}`).optional(),
   phase: once('phase').refine(isPhase, `phase must be one of ${PHASES.join(', ')}`).optional(),
   limit: once('limit')
@@ -31,20 +31,20 @@ const wholeNumber = (name: string, max: number) =>
     .transform(Number)
     .refine((n) => n >= 1 && n <= max, `${name} must be a whole number between 1 and ${max}`);
 
-const getQuery = z.strictObject({
+export const getQuery = z.strictObject({
   runId: once('runId').regex(UUID, 'runId must be a Temporal run id: a UUID such as 0190f3c4-9b2e-7c3a-8f5d-2e4b6a8c0d1e').optional(),
   /** Page of decisions: the newest `decisions` with `seq` below `before` (a decision's seq; `decisionPage.nextBefore`). */
   decisions: wholeNumber('decisions', 1000).optional(),
   before: wholeNumber('before', 999_999_999).optional(),
 });
 
-const abortBody = z.strictObject(
+export const abortBody = z.strictObject(
   { reason: z.string({ error: 'reason must be a string' }).max(1000, 'reason must be at most 1000 characters').optional() },
   { error: 'the body must be a JSON object such as {"reason": "..."}' },
 );
 
 /** The other actions take no arguments: no body, or `{}`. */
-const emptyBody = z.strictObject({}, { error: 'the body must be empty or {}' });
+export const emptyBody = z.strictObject({}, { error: 'the body must be empty or {}' });
 
 /** Bodies read as JSON: JSON itself, and curl's default for `-d` (form type) holding JSON. */
 export const JSON_TYPES = ['application/json', 'application/x-www-form-urlencoded'];
@@ -65,9 +65,10 @@ export function rolloutsRouter(service: RolloutService): Router {
 
   router.post('/', async (req, res) => {
     validate(noQuery, req.query, 'query');
-    const parsed = parseRolloutSpec(req.body);
+    // `baseline` may be left out: the service takes it from the target's live route.
+    const parsed = parseRolloutRequest(req.body);
     if (!parsed.ok) throw invalidInput('invalid_spec', 'invalid rollout spec', parsed.issues);
-    res.status(201).json(await service.start(parsed.spec));
+    res.status(201).json(await service.start(parsed.request));
   });
 
   router.get('/', async (req, res) => {

@@ -140,26 +140,42 @@ export function unreadAnalysisFields(input: unknown): Array<{ path: Array<string
   return issues;
 }
 
-const specShape = z.strictObject({
-    target: targetSchema(),
-    baseline: modelVersion('baseline'),
-    candidate: modelVersion('candidate'),
-    steps: z
-      .array(stepSchema, { error: 'steps must be an array' })
-      .min(1, 'steps must hold at least one step')
-      .max(SPEC_LIMITS.steps, `steps may hold at most ${SPEC_LIMITS.steps} steps`),
-    analysis: analysisSchema.prefault({}),
-    /** Where to send phase changes and decisions (JSON POST). */
-    notify: z.strictObject({ webhook: callbackUrlSchema('notify.webhook') }).optional(),
-  },
-  { error: 'the rollout spec must be a JSON object' });
+/**
+ * The spec's fields; `baseline` required or not. The shape with an optional baseline is a rollout
+ * *request*: the API takes a baseline left out from what the target serves now (./baseline.ts).
+ */
+const shapeWith = <B extends z.ZodType>(baseline: B) =>
+  z.strictObject(
+    {
+      target: targetSchema(),
+      /** What serves the target now, at 100%. */
+      baseline,
+      candidate: modelVersion('candidate'),
+      steps: z
+        .array(stepSchema, { error: 'steps must be an array' })
+        .min(1, 'steps must hold at least one step')
+        .max(SPEC_LIMITS.steps, `steps may hold at most ${SPEC_LIMITS.steps} steps`),
+      analysis: analysisSchema.prefault({}),
+      /** Where to send phase changes and decisions (JSON POST). */
+      notify: z.strictObject({ webhook: callbackUrlSchema('notify.webhook') }).optional(),
+    },
+    { error: 'the rollout spec must be a JSON object' },
+  );
 
-export const rolloutSpecSchema = specShape
-  // Cross-field rules run even when other fields are invalid (`when`), so one response lists
-  // every problem; each rule guards against the parts it reads being malformed.
-  .superRefine(crossFieldRules, { when: (payload) => typeof payload.value === 'object' && payload.value !== null });
+const specShape = shapeWith(modelVersion('baseline'));
+const requestShape = shapeWith(modelVersion('baseline').optional());
 
-function crossFieldRules(spec: Partial<z.output<typeof specShape>>, ctx: z.RefinementCtx): void {
+// Cross-field rules run even when other fields are invalid (`when`), so one response lists
+// every problem; each rule guards against the parts it reads being malformed.
+const crossFieldsWhen = { when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null };
+
+/** A complete spec, as the workflow runs it. */
+export const rolloutSpecSchema = specShape.superRefine(crossFieldRules, crossFieldsWhen);
+
+/** A spec as a client may send it to the API: `baseline` may be left out (taken from the live route). */
+export const rolloutRequestSchema = requestShape.superRefine(crossFieldRules, crossFieldsWhen);
+
+function crossFieldRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.RefinementCtx): void {
   const baseline = spec.baseline?.version;
   if (typeof baseline === 'string' && baseline === spec.candidate?.version) {
     ctx.addIssue({ code: 'custom', path: ['candidate', 'version'], message: `candidate.version must differ from baseline.version ("${baseline}")` });
@@ -185,9 +201,13 @@ function crossFieldRules(spec: Partial<z.output<typeof specShape>>, ctx: z.Refin
 
 type RolloutStepShape = z.output<typeof stepSchema>;
 
-/** What a client sends (durations as strings, defaults optional). */
+/** A complete spec as a client writes it (durations as strings, defaults optional). */
 export type RolloutSpecInput = z.input<typeof rolloutSpecSchema>;
-/** A validated spec: defaults filled in, durations in milliseconds. */
+/** What a client may send to the API: a spec whose `baseline` may be left out. */
+export type RolloutRequestInput = z.input<typeof rolloutRequestSchema>;
+/** A validated request: a spec whose baseline may still have to be taken from the live route. */
+export type RolloutRequest = z.output<typeof rolloutRequestSchema>;
+/** A validated, complete spec: defaults filled in, durations in milliseconds, the baseline known. */
 export type RolloutSpec = z.output<typeof rolloutSpecSchema>;
 export type RolloutStep = RolloutSpec['steps'][number];
 export type AnalysisSpec = RolloutSpec['analysis'];

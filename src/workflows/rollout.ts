@@ -11,6 +11,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -27,6 +28,7 @@ import type { UpdateDefinition } from '@temporalio/common';
 import type { RolloutActivities } from '../activities';
 import { judgeFor } from '../analysis/judges';
 import { emptyVersionMetrics, sampleBetween, summarize, type MetricsSample } from '../analysis/metrics';
+import { baselineMismatch, describeServing } from '../spec/baseline';
 import type { RolloutSpec, RolloutStep } from '../spec/schema';
 import {
   NOT_APPLICABLE,
@@ -37,7 +39,7 @@ import {
   type OperatorAction,
 } from './messages';
 import { CanaryWeight, RolloutPhase, RolloutTarget, canaryWeightAttribute } from './search-attributes';
-import { baselineOnlyRoute, newRolloutState, recordDecision, recordEvent, routeAt, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
+import { newRolloutState, recordDecision, recordEvent, routeAt, routeToRestore, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
 import { reasonsText, type Decision, type DecisionPageRequest, type FinalPhase, type Phase, type RolloutStatus } from './status';
 import type { RolloutEvent, TrafficRoute } from '../activities/types';
 import { decisionSummary } from './summary';
@@ -51,8 +53,8 @@ export interface RolloutInput {
   historyLimit?: number;
 }
 
-/** Changes to traffic: bounded, so a router that stays down fails the rollout (and restores). */
-const { setTrafficWeights } = proxyActivities<RolloutActivities>({
+/** Reads and changes of traffic: bounded, so a router that stays down fails the rollout (and restores). */
+const { setTrafficWeights, readTrafficRoute } = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '15s',
   scheduleToCloseTimeout: '2m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s' },
@@ -169,16 +171,37 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   }
 
   /**
-   * Registers the candidate with the router at 0%, and reads the counters the first check
-   * will be measured from. Each undo is registered before its change: a change whose activity
-   * timed out may still have happened, and undoing it is harmless either way.
+   * Captures what serves the target now (compensation ends by restoring exactly that), refusing
+   * to go on if it is no longer the spec's baseline; then registers the candidate with the router
+   * at 0%, and reads the counters the first check will be measured from. Each undo is registered
+   * before its change: a change whose activity timed out may still have happened, and undoing it
+   * is harmless either way.
    */
   async function attachCandidate(): Promise<void> {
-    state.undos.push({ description: `detach candidate ${spec.candidate.version}`, route: baselineOnlyRoute(spec, state.id) });
+    const live = await readLiveRoute();
+    const changed = baselineMismatch(spec.baseline, live);
+    if (changed) {
+      throw ApplicationFailure.nonRetryable(`the live route changed after the rollout was accepted: ${changed}; nothing was changed`, 'BaselineMismatch');
+    }
+    state.routeBefore = live ?? null;
+    const detach = live ? `detach candidate ${spec.candidate.version}, restoring the route before the rollout (${describeServing(live)})` : `detach candidate ${spec.candidate.version}`;
+    state.undos.push({ description: detach, route: routeToRestore(state) });
     state.undos.push({ description: `restore 100% to baseline ${spec.baseline.version}`, route: routeAt(spec, state.id, 0) });
     await applyRoute(routeAt(spec, state.id, 0));
     const reading = await readMetrics();
     if (!('failed' in reading)) state.lastReading = reading;
+  }
+
+  /**
+   * What serves the target now. Only a read, so an abort does not cut it short: the rollout must
+   * not end while the read's result is arriving (Temporal would refuse that workflow task, and
+   * the abort's update with it). Once it is in, an abort ends the rollout before anything changed.
+   */
+  async function readLiveRoute(): Promise<TrafficRoute | undefined> {
+    const read = CancellationScope.nonCancellable(() => readTrafficRoute(spec.target));
+    await read.catch(() => undefined);
+    if (stepsScope.consideredCancelled) throw new CancelledFailure('aborted before the rollout changed anything');
+    return read;
   }
 
   /**

@@ -56,6 +56,12 @@ export interface RolloutState {
   /** Set while the metric source cannot be read (ms: workflow clock of the first failed read). */
   metricsOutage?: MetricsOutage & { sinceMs: number };
   judgeState: unknown;
+  /**
+   * The route that served the target before the rollout's first change, read at attach:
+   * compensation's last undo restores it exactly. null: the target had no route (the baseline
+   * alone is restored); absent until the rollout has attached.
+   */
+  routeBefore?: TrafficRoute | null;
   undos: Undo[];
   /** Operator requests not yet acted upon. */
   requested: { abort?: { reason: string }; promote?: boolean; approve?: boolean };
@@ -105,6 +111,8 @@ export function upgradeState(state: RolloutState): RolloutState {
   state.decisionCount ??= state.decisions.length;
   state.earlierDecisions ??= noEarlierDecisions();
   state.events ??= [];
+  // Attached by a version that captured nothing: its undos restore the baseline alone.
+  if (state.routeBefore === undefined && state.undos.length > 0) state.routeBefore = null;
   state.decisions.forEach((d, i) => (d.seq ??= state.decisionCount - state.decisions.length + i + 1));
   keepDecisionsBounded(state);
   return state;
@@ -151,6 +159,11 @@ export function routeAt(spec: RolloutSpec, id: string, candidateWeight: number):
 /** The split before the rollout: the baseline alone. */
 export function baselineOnlyRoute(spec: RolloutSpec, id: string): TrafficRoute {
   return { target: spec.target, salt: id, versions: [{ ...spec.baseline, weight: 100 }] };
+}
+
+/** The route compensation ends on: the one captured before the rollout, else the baseline alone. */
+export function routeToRestore(state: RolloutState): TrafficRoute {
+  return state.routeBefore ?? baselineOnlyRoute(state.spec, state.id);
 }
 
 export function weightsOf(route: TrafficRoute, spec: RolloutSpec): Weights {

@@ -78,6 +78,36 @@ describe('gateway traffic router', () => {
   });
 });
 
+describe('gateway traffic router: reading a route back', () => {
+  test('reads the route a target serves, salt included, as setWeights wrote it', async () => {
+    const router = gatewayTrafficRouter({ url: gateway.url, adminToken: TOKEN });
+    await router.setWeights({ target: 'readable', salt: 'salt-of-its-own', versions: versions(40) });
+    expect(await router.readRoute('readable')).toEqual({ target: 'readable', salt: 'salt-of-its-own', versions: versions(40) });
+  });
+
+  test('a target without a route reads as undefined', async () => {
+    const router = gatewayTrafficRouter({ url: gateway.url, adminToken: TOKEN });
+    expect(await router.readRoute('never-routed')).toBeUndefined();
+  });
+
+  test('a 404 that is not the gateway saying "no route" is an error, never "no route"', async () => {
+    // Something else at the URL (here: the model server) answers 404 for /admin/routes/...
+    const router = gatewayTrafficRouter({ url: model.url });
+    const err = await router.readRoute('never-routed').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).message).toMatch(/answered 404/);
+  });
+
+  test('a wrong token fails for good; an unreachable gateway is retryable', async () => {
+    const wrong = await gatewayTrafficRouter({ url: gateway.url, adminToken: 'wrong' }).readRoute('readable').catch((e: unknown) => e);
+    expect((wrong as ApplicationFailure).nonRetryable).toBe(true);
+    expect((wrong as ApplicationFailure).message).toMatch(/answered 401/);
+    const down = await gatewayTrafficRouter({ url: 'http://127.0.0.1:1' }).readRoute('readable').catch((e: unknown) => e);
+    expect(down instanceof ApplicationFailure).toBe(false);
+    expect(String((down as { code?: string }).code ?? down)).toMatch(/ECONNREFUSED/);
+  });
+});
+
 describe('gateway metric source', () => {
   test('reads cumulative per-version counters, growing with traffic', async () => {
     const router = gatewayTrafficRouter({ url: gateway.url, adminToken: TOKEN });

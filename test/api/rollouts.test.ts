@@ -47,6 +47,8 @@ async function appOn(taskQueue: string, extra: { apiToken?: string; queryTimeout
   const server = await serveApi({
     client: env.client,
     config: { namespace: env.namespace ?? 'default', taskQueue, temporalUiUrl: UI, ...(apiToken ? { apiToken } : {}) },
+    // The test worker's router: what its rollouts applied is what a start reads as live.
+    router: worker.router,
     ...timeouts,
   });
   cleanups.push(() => server.close());

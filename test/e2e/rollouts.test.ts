@@ -10,6 +10,7 @@ import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
 import { createApp } from '../../src/api/app';
 import { loadConfig } from '../../src/config';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
@@ -56,7 +57,8 @@ async function controlPlane(gatewayUrl: string): Promise<ControlPlane> {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running.catch(() => undefined);
   });
-  const api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' } }));
+  const router = gatewayTrafficRouter({ url: gatewayUrl });
+  const api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, router }));
   cleanups.push(() => api.close());
   return { api, worker };
 }

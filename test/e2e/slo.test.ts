@@ -10,6 +10,7 @@ import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
 import { createApp } from '../../src/api/app';
 import { loadConfig } from '../../src/config';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
@@ -56,7 +57,7 @@ beforeAll(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running.catch(() => undefined);
   });
-  api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' } }));
+  api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, router: gatewayTrafficRouter({ url: gateway.url }) }));
 }, 120_000);
 
 afterAll(async () => {

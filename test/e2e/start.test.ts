@@ -78,9 +78,13 @@ it('runs the demo show: v1 → v2 promoted, v2 → v3 rolled back; SIGINT stops 
   expect(second).toMatchObject({ phase: 'rolled_back', baseline: { version: 'v2' }, weights: { baseline: 100, candidate: 0 } });
   expect(second!.outcome!.reason).toMatch(/the sequential judge failed the candidate: errors: candidate \d+\/\d+ \([\d.]+%\) vs baseline 0\/\d+/);
 
-  // The gateway serves v2 alone; the show printed every check and both history links.
+  // The gateway serves v2 alone: the route the promotion left (v1 kept at 0%), which the rollback
+  // of v3 restored exactly. The show printed every check and both history links.
   const routes = await request(`http://127.0.0.1:${gatewayPort}`, 'GET', '/admin/routes');
-  expect(routes.body.routes.chat.versions).toEqual([expect.objectContaining({ name: 'v2', weight: 100 })]);
+  expect(routes.body.routes.chat).toEqual({
+    salt: 'rollout-chat',
+    versions: [expect.objectContaining({ name: 'v1', weight: 0 }), expect.objectContaining({ name: 'v2', weight: 100 })],
+  });
   const out = output.join('');
   expect(out).toMatch(/check \d+ · step 1 @10% · PASS/);
   expect(out).toMatch(/check \d+ · step 1 @20% · FAIL/);

@@ -7,12 +7,29 @@ import type { MetricSource, Notifier, RolloutEvent, TrafficRoute, TrafficRouter 
 
 export class RecordingRouter implements TrafficRouter {
   readonly routes: TrafficRoute[] = [];
+  /**
+   * What each target serves now, as readRoute reports it: set a target's route to give it a live
+   * route before a rollout (none: no route); every applied route replaces its target's.
+   */
+  readonly live = new Map<string, TrafficRoute>();
   /** When set, a call whose route satisfies it throws (retryable) instead of applying. */
   failWhen?: (route: TrafficRoute) => boolean;
+  /** When set, readRoute throws (retryable): a router that cannot be read. */
+  failReads?: boolean;
+  /** When set, readRoute waits for it first: a slow read, to act while it is in flight. */
+  beforeRead?: () => Promise<void>;
 
   async setWeights(route: TrafficRoute): Promise<void> {
     if (this.failWhen?.(route)) throw new Error(`router unavailable for ${describeRoute(route)}`);
     this.routes.push(route);
+    this.live.set(route.target, structuredClone(route));
+  }
+
+  async readRoute(target: string): Promise<TrafficRoute | undefined> {
+    await this.beforeRead?.();
+    if (this.failReads) throw new Error(`router unavailable: cannot read the route of ${target}`);
+    const route = this.live.get(target);
+    return route && structuredClone(route);
   }
 
   /** Each applied route as `baseline/candidate` weights, e.g. `90/10`; a baseline-only route is `100`. */
