@@ -4,7 +4,7 @@
  * workflow (time-skipping server) and aborted. Every one ends, with traffic back at the baseline.
  */
 import fc from 'fast-check';
-import { parseRolloutSpec, type RolloutSpec } from '../../src/spec';
+import { parseRolloutSpec, unreadAnalysisFields, type RolloutSpec } from '../../src/spec';
 import { abortUpdate, statusQuery } from '../../src/workflows/messages';
 import { isFinal } from '../../src/workflows/status';
 import { RecordingNotifier, RecordingRouter, ScriptedMetrics } from '../helpers/adapters';
@@ -59,16 +59,24 @@ const specInput = fc.record({
 function validSpecs(): RolloutSpec[] {
   const specs: RolloutSpec[] = [];
   for (const input of fc.sample(specInput, { seed: 8_2026, numRuns: 4_000 })) {
-    const parsed = parseRolloutSpec({
+    const candidate: Record<string, unknown> = {
       target: uniqueTarget('fuzz'),
       baseline: { version: 'v1', url: 'http://127.0.0.1:9001' },
       candidate: { version: 'v2', url: 'http://127.0.0.1:9002' },
       ...input,
-    });
+    };
+    // Options the drawn judge does not read are refused (a 400 of their own, tested in spec.test.ts): leave them out.
+    for (const { path } of unreadAnalysisFields(candidate)) deleteAt(candidate, path);
+    const parsed = parseRolloutSpec(candidate);
     if (parsed.ok) specs.push(parsed.spec);
     if (specs.length === SAMPLE) break;
   }
   return specs;
+}
+
+function deleteAt(value: Record<string, unknown>, path: Array<string | number>): void {
+  const parent = path.slice(0, -1).reduce<Record<string, unknown> | undefined>((at, key) => at?.[key] as Record<string, unknown> | undefined, value);
+  if (parent) delete parent[path[path.length - 1]!];
 }
 
 const specs = validSpecs();
