@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-if [ -x node_modules/.bin/tsx ] && [ -d node_modules/@temporalio/worker ]; then
+if [ -x node_modules/.bin/tsx ] && [ -d node_modules/@temporalio/worker ] && [ -d node_modules/commander ] && [ -d node_modules/uplot ]; then
   exit 0
 fi
 echo "node_modules missing: running npm ci"

@@ -15,7 +15,7 @@ import { startTraffic, type TrafficRun } from './traffic';
 import { formatDuration, type RolloutSpecInput } from '../spec';
 import { isFinal, reasonsText, type Decision, type RolloutStatus } from '../workflows/status';
 import type { VersionSummary } from '../analysis/metrics';
-import type { MetricReport } from '../analysis/sequential';
+import { ApiResponseError, createClient, metricEvidence, watchRollout as watchStatus, type CanaryClient } from '../client';
 
 export interface ShowOptions {
   apiUrl: string;
@@ -104,7 +104,7 @@ export function runShow(options: ShowOptions): Show {
   const color = options.color ?? Boolean(process.stdout.isTTY);
   const print = options.print ?? ((line: string) => void process.stdout.write(`[demo] ${line}\n`));
   const paint = painter(color);
-  const api = apiClient(options.apiUrl, options.apiToken);
+  const api = createClient({ baseUrl: options.apiUrl, ...(options.apiToken ? { token: options.apiToken } : {}) }, {});
   const stopper = new AbortController();
   let traffic: TrafficRun | undefined;
   const models: Partial<Record<'v1' | 'v2' | 'v3', ModelServer>> = {};
@@ -188,39 +188,28 @@ export interface WatchOptions {
   paint?: Painter;
 }
 
-/** Polls GET /v1/rollouts/:id until the rollout ends; prints phase, step/weights and each new check. */
-export async function watchRollout(api: ApiClient, id: string, options: WatchOptions): Promise<RolloutStatus> {
+/**
+ * Watches a rollout through the shared REST client (src/client: polls GET /v1/rollouts/:id)
+ * until it ends; prints phase, step/weights and each new check.
+ */
+export async function watchRollout(api: CanaryClient, id: string, options: WatchOptions): Promise<RolloutStatus> {
   const paint = options.paint ?? painter(false);
-  const pollMs = options.pollMs ?? 500;
-  let phase: string | undefined;
-  let stepKey: string | undefined;
-  let seenDecisions = 0;
-  let trouble: string | undefined;
-  for (;;) {
-    if (options.signal?.aborted) throw new Error('watch stopped');
-    let status: RolloutStatus | undefined;
-    try {
-      const res = await api.get<RolloutStatus>(`/v1/rollouts/${encodeURIComponent(id)}`);
-      if (res.status !== 200) throw new Error(`GET /v1/rollouts/${id} answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
-      status = res.body;
-      const now = status.stale ? `status is stale: ${status.stale}` : undefined;
-      if (now && now !== trouble) options.print(`${clock()} ${paint.dim(now)}`);
-      trouble = now;
-    } catch (err) {
-      const message = `API: ${(err as Error).message}`;
-      if (message !== trouble) options.print(`${clock()} ${paint.dim(message)}`);
-      trouble = message;
+  const seen: Seen = { seenDecisions: 0 };
+  const events = watchStatus(api, id, { pollMs: options.pollMs ?? 500, ...(options.signal ? { signal: options.signal } : {}) });
+  for await (const event of events) {
+    if (event.kind === 'trouble') {
+      options.print(`${clock()} ${paint.dim(`API: ${event.message}`)}`);
+      continue;
     }
-    if (status) {
-      const lines = describeChanges(status, { phase, stepKey, seenDecisions }, paint);
-      for (const line of lines) options.print(`${clock()} ${line}`);
-      phase = status.phase;
-      stepKey = stepKeyOf(status);
-      seenDecisions = status.decisions.at(-1)?.seq ?? seenDecisions;
-      if (isFinal(status.phase)) return status;
-    }
-    await sleep(pollMs, options.signal);
+    const { status, changes } = event;
+    if (changes.stale && status.stale) options.print(`${clock()} ${paint.dim(`status is stale: ${status.stale}`)}`);
+    for (const line of describeChanges(status, seen, paint)) options.print(`${clock()} ${line}`);
+    seen.phase = status.phase;
+    seen.stepKey = stepKeyOf(status);
+    seen.seenDecisions = status.decisions.at(-1)?.seq ?? seen.seenDecisions;
+    if (isFinal(status.phase)) return status;
   }
+  throw new Error('watch stopped');
 }
 
 interface Seen {
@@ -267,20 +256,9 @@ function describeDecision(s: RolloutStatus, d: Decision, n: number, paint: Paint
  * rolls back, the bound readiness rests on, and ✓ once the metric is bounded below its tolerance.
  */
 export function evidenceLine(evidence: Record<string, unknown> | undefined): string | undefined {
-  if (!evidence || evidence.judge !== 'sequential') return undefined;
-  const labels = { errors: 'errors', latency: 'latency', ttfb: 'TTFB' } as const;
-  const parts = (Object.keys(labels) as Array<keyof typeof labels>).flatMap((name) => {
-    const m = evidence[name] as MetricReport | undefined;
-    if (!m?.tested) return [];
-    if (name !== 'errors' && m.boundaryMs === null) return [`${labels[name]} calibrating`];
-    const bound =
-      name === 'errors' && m.upperBound === null && m.errorRateUpperBound !== undefined
-        ? `rate ≤ ${(m.errorRateUpperBound * 100).toFixed(2)}%`
-        : m.upperBound === null || m.upperBound === undefined
-          ? 'ratio unbounded'
-          : `ratio ≤ ${m.upperBound}`;
-    return [`${labels[name]} e=${m.eValue} (rolls back at ${m.rollbackAt}), ${bound}${m.ready ? ' ✓' : ''}`];
-  });
+  const parts = (metricEvidence(evidence) ?? []).map((m) =>
+    m.calibrating ? `${m.label} calibrating` : `${m.label} e=${m.eValue} (rolls back at ${m.rollbackAt}), ${m.bound}${m.ready ? ' ✓' : ''}`,
+  );
   return parts.length > 0 ? parts.join(' · ') : undefined;
 }
 
@@ -296,41 +274,21 @@ function describeSpec(spec: RolloutSpecInput): string {
 
 // ---- helpers ----
 
-export interface ApiClient {
-  get<T>(path: string): Promise<{ status: number; body: T }>;
-  post<T>(path: string, body?: unknown): Promise<{ status: number; body: T }>;
-}
-
-export function apiClient(baseUrl: string, token?: string): ApiClient {
-  const call = async <T>(method: string, path: string, body?: unknown) => {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${baseUrl}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
-  return { get: (path) => call('GET', path), post: (path, body) => call('POST', path, body) };
-}
-
 /** Starts a rollout; a rollout of the same target left running by an earlier run is aborted first. */
-async function startRollout(api: ApiClient, spec: RolloutSpecInput, print: (l: string) => void, signal: AbortSignal): Promise<RolloutStatus> {
+async function startRollout(api: CanaryClient, spec: RolloutSpecInput, print: (l: string) => void, signal: AbortSignal): Promise<RolloutStatus> {
   for (let attempt = 0; ; attempt++) {
-    const res = await api.post<RolloutStatus & { error?: { message: string } }>('/v1/rollouts', spec);
-    if (res.status === 201) return res.body;
-    if (res.status === 409 && attempt < 3) {
+    try {
+      return await api.start(spec);
+    } catch (err) {
+      if (!(err instanceof ApiResponseError)) throw err;
+      if (!(err.status === 409 && attempt < 3)) throw new Error(err.detail);
       const id = `rollout-${spec.target}`;
       print(`${spec.target} already has a rollout in progress (an earlier run?): aborting ${id} first`);
-      await api.post(`/v1/rollouts/${id}/abort`, { reason: 'superseded by a new npm start demo' });
+      await api.act('abort', id, { reason: 'superseded by a new npm start demo' }).catch((e: unknown) => {
+        if (!(e instanceof ApiResponseError && e.status === 409)) throw e; // 409: it ended meanwhile
+      });
       await watchRollout(api, id, { print: () => undefined, signal });
-      continue;
     }
-    throw new Error(`POST /v1/rollouts answered ${res.status}: ${JSON.stringify(res.body)}`);
   }
 }
 

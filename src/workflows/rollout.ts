@@ -345,7 +345,8 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   }
 
   function record(decision: Omit<Decision, 'seq' | 'summary'>): void {
-    const summary = decisionSummary({ baseline: spec.baseline.version, candidate: spec.candidate.version }, decision, spec.steps[state.stepIndex + 1]?.weight ?? 100);
+    const next = { weight: spec.steps[state.stepIndex + 1]?.weight ?? 100, approval: spec.steps[state.stepIndex]?.gate === 'manual' };
+    const summary = decisionSummary({ baseline: spec.baseline.version, candidate: spec.candidate.version }, decision, next);
     const recorded = recordDecision(state, { summary, ...decision });
     touch();
     announce('decision', summary, recorded);

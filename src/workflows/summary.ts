@@ -13,15 +13,19 @@ interface Versions {
   candidate: string;
 }
 
-/** One line for `decision`; `nextWeight` is the weight the rollout goes to when the step ends (100: promotion). */
-export function decisionSummary(versions: Versions, decision: Omit<Decision, 'seq' | 'summary'>, nextWeight: number): string {
+/**
+ * One line for `decision`; `next` is where the rollout goes when the step ends: the next weight
+ * (100: promotion), or an operator's approval first (a manual gate).
+ */
+export function decisionSummary(versions: Versions, decision: Omit<Decision, 'seq' | 'summary'>, next: { weight: number; approval: boolean }): string {
   const head = `${versions.candidate} at ${decision.weight}%`;
   const seen = figures(versions, decision.metrics.baseline, decision.metrics.candidate);
   const action = decision.then?.action;
   if (action === 'rollback') return `${head}: ${failure(versions, decision) ?? firstReason(decision)}: rolling back`;
   if (action === 'end') {
     const why = decision.verdict === 'pass' && isReady(decision) ? 'bounded within tolerance' : 'no regression seen';
-    return `${head}: ${seen} — ${why}: ${nextWeight >= 100 ? 'promoting to 100%' : `next step ${nextWeight}%`}`;
+    const then = next.approval ? 'waiting for approval' : next.weight >= 100 ? 'promoting to 100%' : `next step ${next.weight}%`;
+    return `${head}: ${seen} — ${why}: ${then}`;
   }
   if (decision.waiting) return `${head}: ${seen} — ${waitingWords(decision.waiting)}`;
   return `${head}: ${seen} — no regression seen so far: baking`;
