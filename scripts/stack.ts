@@ -6,7 +6,8 @@
  *      nothing else to serve its persisted routes;
  *   2. a Temporal dev server (SQLite in $DATA_DIR, UI, our search attributes) unless
  *      TEMPORAL_ADDRESS names a cluster, and waits until it answers;
- *   3. the worker and the API, as child processes; `ready` settles once the API answers.
+ *   3. the worker and the API, as child processes; `ready` settles once the API answers and a
+ *      worker polls the task queue.
  *
  * Supervision: a child that exits on its own is restarted, the others keep running (the gateway
  * keeps serving while Temporal, the worker or the API are down). Restarts back off exponentially
@@ -27,6 +28,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto'; // a dependency of @temporalio/client; listed in ours too
 import { loadConfig, type Config } from '../src/config';
 import { PROJECT_ROOT, requireTemporalBinary } from '../src/temporal-bin';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../src/workflows/search-attributes';
@@ -337,6 +339,27 @@ export function startStack(options: StackOptions = {}): Stack {
     return false;
   }
 
+  /** Waits until a worker polls the task queue for workflow tasks. */
+  async function waitForWorker(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const polled = async (connection: Connection) => {
+      const { pollers } = await connection.workflowService.describeTaskQueue({
+        namespace: config.namespace,
+        taskQueue: { name: config.taskQueue },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      });
+      if (!pollers || pollers.length === 0) throw new Error(`no worker polls task queue ${config.taskQueue} yet`);
+    };
+    while (!stopping && Date.now() < deadline) {
+      if (await temporalAnswers(polled)) return true;
+      await sleep(300);
+    }
+    if (stopping) return false;
+    log(`no worker polled task queue ${config.taskQueue} within ${timeoutMs / 1000}s`);
+    await stop('worker did not come up', 1);
+    return false;
+  }
+
   async function waitForHttp(url: string, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (!stopping && Date.now() < deadline) {
@@ -388,6 +411,9 @@ export function startStack(options: StackOptions = {}): Stack {
 
     if (!(await waitForHttp(`${apiUrl}/healthz`, 60_000))) throw new Error('the stack stopped before the API was ready');
     if (stopping) throw new Error('the stack stopped before the API was ready');
+    // Ready means a rollout started now runs: a worker polls the task queue (it bundles the workflows first).
+    if (!(await waitForWorker(120_000))) throw new Error('the stack stopped before the worker polled its task queue');
+    if (stopping) throw new Error('the stack stopped before the worker was ready');
     everReady = true;
   }
 
