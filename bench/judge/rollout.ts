@@ -133,7 +133,8 @@ export function runRollout(
     trace?.push({ step, weight, verdict: check.verdict, action: decision.kind });
     if (decision.kind === 'rollback') return done({ rolledBack: true });
     holding = decision.kind === 'hold' && decision.gate;
-    if (decision.kind === 'end') {
+    // A fixed weight stays for the whole horizon: a step that may end (ready) does not move it.
+    if (decision.kind === 'end' && schedule.kind === 'ladder') {
       step += 1;
       counters = newStepCounters(counters);
       holding = false;
