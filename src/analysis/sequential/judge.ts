@@ -360,8 +360,7 @@ function digest(options: SequentialJudgeOptions, state: SequentialState): Digest
 
 /** Readiness of each tested metric. */
 function readyMetrics(state: SequentialState, digests: Digests): Array<{ name: MetricName; ready: boolean }> {
-  if (!state.alphas) return [];
-  return (['errors', 'latency', 'ttfb'] as const).filter((name) => state.alphas![name] > 0).map((name) => ({ name, ready: digests[name].ready }));
+  return testedMetrics(state).map((name) => ({ name, ready: digests[name].ready }));
 }
 
 /** The metrics this rollout tests (fixed at the first comparison). */
