@@ -1,7 +1,18 @@
+/**
+ * Packages published as ES modules only (@kubernetes/client-node 1.x and three of its
+ * dependencies): Jest's module system on Node 20 cannot load ES modules, so they are compiled to
+ * CommonJS like the project's own TypeScript.
+ */
+const esmOnly = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose'];
+
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }],
+    [`/node_modules/(${esmOnly.join('|')})/.+\\.js$`]: ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   // test/long runs on its own (`npm run test:long`, jest.long.config.js).
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/long/'],

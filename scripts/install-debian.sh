@@ -3,6 +3,10 @@
 #   tmux               test/cli/watch-tty: `model-canary get --watch` on a real pseudo-terminal
 #   chromium           test/cli/report-html: the HTML report opened in headless Chromium
 #   fonts-dejavu-core  text in Chromium's screenshots
+#   etcd-server        test/activities/gateway-api-router: the store of a real kube-apiserver
+#   prometheus         test/activities/prometheus-source, test/e2e/prometheus: the Prometheus metric source
+#   docker-compose     test/deploy/compose: `docker-compose config` validates docker-compose.yml (no engine needed)
+#   nginx              test/activities/nginx-router: the NGINX traffic router against a real nginx
 # Only from the machine's apt sources (Debian's archive; nothing downloaded from elsewhere, no
 # browser build of its own). Each package is pinned to the version below (Debian 12 "bookworm",
 # tested) while Debian still serves it; once a security update has replaced it in the archive,
@@ -15,8 +19,12 @@ declare -A pinned=(
   [tmux]="3.3a-3"
   [chromium]="156.0.8078.114-1~deb12u1"
   [fonts-dejavu-core]="2.37-6"
+  [etcd-server]="3.4.23-4+b4"
+  [prometheus]="2.42.0+ds-5+deb12u1"
+  [docker-compose]="1.29.2-3"
+  [nginx]="1.22.1-9+deb12u11"
 )
-packages=(tmux chromium fonts-dejavu-core)
+packages=(tmux chromium fonts-dejavu-core etcd-server prometheus docker-compose nginx)
 
 installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
 version_of() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
@@ -50,7 +58,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   for p in "${missing[@]}"; do installed "$p" || { echo "error: $p did not install" >&2; exit 1; }; done
 fi
 
-for bin in tmux chromium; do
+for bin in tmux chromium etcd; do
   command -v "$bin" >/dev/null 2>&1 || { echo "error: $bin is not on PATH after installing it" >&2; exit 1; }
 done
 for p in "${packages[@]}"; do

@@ -7,7 +7,8 @@
  * when a child cannot start during boot (the stack says which and why).
  *
  * Env: DATA_DIR (.data), TEMPORAL_ADDRESS, TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233),
- * TEMPORAL_NAMESPACE, API_PORT (3000), API_HOST, GATEWAY_PORT (8080), plus what each child reads.
+ * TEMPORAL_NAMESPACE, TEMPORAL_TLS, TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, TEMPORAL_API_KEY (a cluster only;
+ * src/config.ts), API_PORT (3000), API_HOST, GATEWAY_PORT (8080), plus what each child reads.
  */
 import { startStack } from './stack';
 

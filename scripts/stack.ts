@@ -21,7 +21,8 @@
  * The stack installs no signal handlers and never exits the process: its caller does both.
  *
  * Env: DATA_DIR (.data), TEMPORAL_ADDRESS, TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233),
- * TEMPORAL_NAMESPACE, API_PORT (3000), API_HOST, GATEWAY_PORT (8080), plus what each child reads.
+ * TEMPORAL_NAMESPACE, TEMPORAL_TLS, TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, TEMPORAL_API_KEY (a cluster only;
+ * src/config.ts), API_PORT (3000), API_HOST, GATEWAY_PORT (8080), plus what each child reads.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -29,7 +30,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto'; // a dependency of @temporalio/client; listed in ours too
-import { loadConfig, type Config } from '../src/config';
+import { describeTemporalSecurity, loadConfig, temporalConnectionOptions, type Config } from '../src/config';
 import { PROJECT_ROOT, requireTemporalBinary } from '../src/temporal-bin';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../src/workflows/search-attributes';
 
@@ -143,6 +144,13 @@ export function startStack(options: StackOptions = {}): Stack {
   const uiPort = portFrom(env, 'TEMPORAL_UI_PORT', 8233);
   if (localTemporal) env.TEMPORAL_ADDRESS = `127.0.0.1:${temporalPort}`;
   const config = loadConfig(env);
+  if (localTemporal && (config.temporalTls || config.temporalApiKey)) {
+    const set = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_API_KEY'].filter((n) => env[n]);
+    throw new Error(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set but TEMPORAL_ADDRESS is not: the stack's own dev server ` +
+      `(${env.TEMPORAL_ADDRESS}) speaks plaintext. Set TEMPORAL_ADDRESS to the cluster, or unset ${set.length > 1 ? 'them' : 'it'}.`);
+  }
+  // TLS files are read now (an error names the variable), and the same options serve every check below.
+  const temporalOptions = temporalConnectionOptions(config);
   const apiUrl = `http://${config.apiHost}:${config.apiPort}`;
   const gatewayMain = join(PROJECT_ROOT, 'src/gateway/main.ts');
   const withGateway = existsSync(gatewayMain);
@@ -297,7 +305,7 @@ export function startStack(options: StackOptions = {}): Stack {
   async function temporalAnswers(check?: (connection: Connection) => Promise<void>): Promise<boolean> {
     let connection: Connection | undefined;
     try {
-      connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: 2_000 });
+      connection = await Connection.connect({ ...temporalOptions, connectTimeout: 2_000 });
       await connection.workflowService.describeNamespace({ namespace: config.namespace });
       await check?.(connection);
       return true;
@@ -401,7 +409,7 @@ export function startStack(options: StackOptions = {}): Stack {
       // an exiting stack kills what is left (below), so it is not left behind.
       start('temporal', requireTemporalBinary('temporal'), args, true);
     } else {
-      log(`using the Temporal cluster at ${config.temporalAddress} (namespace ${config.namespace}); no dev server started`);
+      log(`using the Temporal cluster at ${config.temporalAddress} (namespace ${config.namespace}, ${describeTemporalSecurity(config)}); no dev server started`);
     }
     if (!(await waitForTemporal())) throw new Error('the stack stopped before Temporal was ready');
     if (stopping) throw new Error('the stack stopped before Temporal was ready');
@@ -449,7 +457,7 @@ export function startStack(options: StackOptions = {}): Stack {
     readyLines: () => [
       `API          ${apiUrl}  (POST /v1/rollouts, GET /v1/rollouts${config.apiToken ? '; bearer token required' : ''})`,
       `Temporal UI  ${config.temporalUiUrl}/namespaces/${config.namespace}/workflows`,
-      `Temporal     ${config.temporalAddress} (namespace ${config.namespace}, task queue ${config.taskQueue})`,
+      `Temporal     ${config.temporalAddress} (namespace ${config.namespace}, task queue ${config.taskQueue}${localTemporal ? '' : `, ${describeTemporalSecurity(config)}`})`,
       ...(children.some((c) => c.name === 'gateway') ? [`Gateway      ${config.gatewayUrl}`] : []),
       `Data         ${dataDir}`,
     ],

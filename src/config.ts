@@ -1,8 +1,14 @@
+import { readFileSync } from 'node:fs';
+import type { AdapterSettings } from './activities/registry';
 import { GATEWAY_DEFAULTS, MAX_TIMER_MS } from './gateway/defaults';
 
 /** Settings read from the environment, with the defaults design.md promises. */
 export interface Config {
   temporalAddress: string;
+  /** TLS to Temporal (TEMPORAL_TLS, TEMPORAL_TLS_*); unset: plaintext. See temporalConnectionOptions. */
+  temporalTls?: TemporalTlsSettings;
+  /** TEMPORAL_API_KEY: sent as `authorization: Bearer <key>` (implies TLS unless TEMPORAL_TLS=false). */
+  temporalApiKey?: string;
   namespace: string;
   taskQueue: string;
   temporalUiUrl: string;
@@ -11,6 +17,8 @@ export interface Config {
   apiToken?: string;
   gatewayUrl: string;
   gatewayAdminToken?: string;
+  /** Kubeconfig file for the Gateway API router (KUBECONFIG); unset: in-cluster configuration. */
+  kubeconfig?: string;
   dataDir: string;
   /** The gateway process's own settings (src/gateway/main.ts). */
   gateway: GatewaySettings;
@@ -20,6 +28,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const gatewayPort = int(env, 'GATEWAY_PORT', 8080);
   return {
     temporalAddress: env.TEMPORAL_ADDRESS || `127.0.0.1:${int(env, 'TEMPORAL_PORT', 7233)}`,
+    ...temporalSecuritySettings(env),
     namespace: env.TEMPORAL_NAMESPACE || 'default',
     taskQueue: env.TASK_QUEUE || 'model-canary',
     temporalUiUrl: (env.TEMPORAL_UI_URL || `http://127.0.0.1:${int(env, 'TEMPORAL_UI_PORT', 8233)}`).replace(/\/$/, ''),
@@ -28,8 +37,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiToken: env.API_TOKEN || undefined,
     gatewayUrl: (env.GATEWAY_URL || `http://127.0.0.1:${gatewayPort}`).replace(/\/$/, ''),
     gatewayAdminToken: env.GATEWAY_ADMIN_TOKEN || undefined,
+    kubeconfig: env.KUBECONFIG || undefined,
     dataDir: env.DATA_DIR || '.data',
     gateway: loadGatewaySettings(env),
+  };
+}
+
+/** What the adapters (routers, metric sources) read of the settings. */
+export function adapterSettings(config: Config): AdapterSettings {
+  return {
+    gatewayUrl: config.gatewayUrl,
+    ...(config.gatewayAdminToken ? { gatewayAdminToken: config.gatewayAdminToken } : {}),
+    ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
   };
 }
 
@@ -90,4 +109,118 @@ function bounded(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
     throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+// ---- Connecting to a Temporal cluster: TLS, mTLS, API key ----------------------------------------
+
+/** Where the TLS material is (read by temporalConnectionOptions, at each entry point's startup). */
+export interface TemporalTlsSettings {
+  /** TEMPORAL_TLS_CA: PEM file of the CA that signed the server's certificate; unset: the system's CAs. */
+  caFile?: string;
+  /** TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY: the client certificate and its key (PEM), for mTLS. */
+  certFile?: string;
+  keyFile?: string;
+  /** TEMPORAL_TLS_SERVER_NAME: the name (SNI) the server's certificate is checked against; unset: the address's host. */
+  serverName?: string;
+}
+
+/**
+ * TEMPORAL_TLS (true/false, 1/0, on/off, yes/no) turns TLS on or off; unset, TLS is on as soon as
+ * any TEMPORAL_TLS_* variable or TEMPORAL_API_KEY is set (Temporal Cloud takes API keys over TLS
+ * only). TEMPORAL_TLS=false with an API key sends the key in plaintext (a TLS-terminating proxy on
+ * the same host, a test server); TEMPORAL_TLS=false with a TEMPORAL_TLS_* variable is an error.
+ */
+function temporalSecuritySettings(env: NodeJS.ProcessEnv): Pick<Config, 'temporalTls' | 'temporalApiKey'> {
+  const value = (name: string) => {
+    const raw = env[name]?.trim();
+    return raw ? raw : undefined;
+  };
+  const flag = bool(env, 'TEMPORAL_TLS');
+  const tls: TemporalTlsSettings = {};
+  const given: string[] = [];
+  for (const [key, name] of [['caFile', 'TEMPORAL_TLS_CA'], ['certFile', 'TEMPORAL_TLS_CERT'], ['keyFile', 'TEMPORAL_TLS_KEY'], ['serverName', 'TEMPORAL_TLS_SERVER_NAME']] as const) {
+    const v = value(name);
+    if (v === undefined) continue;
+    tls[key] = v;
+    given.push(name);
+  }
+  if (flag === false && given.length > 0) {
+    throw new Error(`TEMPORAL_TLS is false but ${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} set: unset ${given.length > 1 ? 'them' : 'it'} or TEMPORAL_TLS`);
+  }
+  if (tls.certFile && !tls.keyFile) {
+    throw new Error('TEMPORAL_TLS_CERT is set but TEMPORAL_TLS_KEY is not: mTLS needs the client certificate and its private key (set both, or neither)');
+  }
+  if (tls.keyFile && !tls.certFile) {
+    throw new Error('TEMPORAL_TLS_KEY is set but TEMPORAL_TLS_CERT is not: mTLS needs the client certificate and its private key (set both, or neither)');
+  }
+  const apiKey = value('TEMPORAL_API_KEY');
+  const on = flag ?? (given.length > 0 || apiKey !== undefined);
+  return { ...(on ? { temporalTls: tls } : {}), ...(apiKey !== undefined ? { temporalApiKey: apiKey } : {}) };
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+  const raw = env[name]?.trim().toLowerCase();
+  if (!raw) return undefined;
+  if (['1', 'true', 'on', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'off', 'no'].includes(raw)) return false;
+  throw new Error(`${name} must be true or false (also 1/0, on/off, yes/no), got "${env[name]}"`);
+}
+
+/**
+ * Options for both `NativeConnection.connect` (@temporalio/worker) and `Connection.connect`
+ * (@temporalio/client) — the SDK's own names: `tls: { serverRootCACertificate, clientCertPair:
+ * { crt, key }, serverNameOverride }` and `apiKey`. `tls: false` is explicit so that an API key
+ * with TEMPORAL_TLS=false stays plaintext (the SDK would otherwise turn TLS on for it).
+ */
+export interface TemporalConnectionOptions {
+  address: string;
+  tls: false | { serverRootCACertificate?: Buffer; clientCertPair?: { crt: Buffer; key: Buffer }; serverNameOverride?: string };
+  apiKey?: string;
+}
+
+/**
+ * The connection options for `config`, reading the TLS files now (call it at startup): throws an
+ * error naming the variable when a file is missing, unreadable or not PEM.
+ */
+export function temporalConnectionOptions(config: Pick<Config, 'temporalAddress' | 'temporalTls' | 'temporalApiKey'>): TemporalConnectionOptions {
+  const t = config.temporalTls;
+  const apiKey = config.temporalApiKey ? { apiKey: config.temporalApiKey } : {};
+  if (!t) return { address: config.temporalAddress, tls: false, ...apiKey };
+  return {
+    address: config.temporalAddress,
+    tls: {
+      ...(t.caFile ? { serverRootCACertificate: pemFile('TEMPORAL_TLS_CA', t.caFile, 'CERTIFICATE') } : {}),
+      ...(t.certFile && t.keyFile
+        ? { clientCertPair: { crt: pemFile('TEMPORAL_TLS_CERT', t.certFile, 'CERTIFICATE'), key: pemFile('TEMPORAL_TLS_KEY', t.keyFile, 'PRIVATE KEY') } }
+        : {}),
+      ...(t.serverName ? { serverNameOverride: t.serverName } : {}),
+    },
+    ...apiKey,
+  };
+}
+
+/** What a log line may say about the connection (no secrets): e.g. `mTLS, API key`. */
+export function describeTemporalSecurity(config: Pick<Config, 'temporalTls' | 'temporalApiKey'>): string {
+  const t = config.temporalTls;
+  const parts = [t ? (t.certFile ? 'mTLS' : 'TLS') : 'plaintext'];
+  if (t?.serverName) parts.push(`server name ${t.serverName}`);
+  if (config.temporalApiKey) parts.push('API key');
+  return parts.join(', ');
+}
+
+function pemFile(name: string, path: string, label: 'CERTIFICATE' | 'PRIVATE KEY'): Buffer {
+  let content: Buffer;
+  try {
+    content = readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : (err as Error).message;
+    throw new Error(`${name}: cannot read "${path}" (${why})`);
+  }
+  // "-----BEGIN CERTIFICATE-----"; keys: "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY".
+  const pattern = label === 'CERTIFICATE' ? /-----BEGIN CERTIFICATE-----/ : /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/;
+  if (!pattern.test(content.toString('latin1'))) {
+    throw new Error(`${name}: "${path}" is not a PEM ${label === 'CERTIFICATE' ? 'certificate' : 'private key'} (no "-----BEGIN ${label}-----" block)`);
+  }
+  return content;
 }

@@ -3,21 +3,16 @@
  * implementations (the embedded gateway by default) and wires them into the activities.
  */
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from './activities';
-import { gatewayMetricSource } from './activities/gateway-metrics';
-import { gatewayTrafficRouter } from './activities/gateway-router';
+import { createActivities, registryAdapters, type ActivityDeps } from './activities';
 import { webhookNotifier } from './activities/webhook-notifier';
-import { loadConfig, type Config } from './config';
+import { adapterSettings, describeTemporalSecurity, loadConfig, temporalConnectionOptions, type Config } from './config';
+import { connectError } from './temporal-connect';
 
 export const WORKFLOWS_PATH = require.resolve('./workflows');
 
+/** Each rollout's router and metric source, by the kinds its spec names (src/activities/routers, metric-sources). */
 export function defaultActivityDeps(config: Config): ActivityDeps {
-  const gateway = { url: config.gatewayUrl, adminToken: config.gatewayAdminToken };
-  return {
-    router: gatewayTrafficRouter(gateway),
-    metrics: gatewayMetricSource(gateway),
-    notifier: webhookNotifier(),
-  };
+  return registryAdapters(adapterSettings(config), webhookNotifier());
 }
 
 export async function createWorker(
@@ -45,10 +40,13 @@ async function main(): Promise<void> {
   if (!LOG_LEVELS.includes(level as LogLevel)) throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (any case), got "${process.env.LOG_LEVEL}"`);
   Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
   const config = loadConfig();
-  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  // TLS files are read here, at startup: a missing one is an error naming its variable.
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
+    throw connectError(err, config);
+  });
   try {
     const worker = await createWorker(connection, config, defaultActivityDeps(config));
-    console.log(`worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (gateway ${config.gatewayUrl})`);
+    console.log(`worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (${describeTemporalSecurity(config)}; gateway ${config.gatewayUrl})`);
     await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks are done
   } finally {
     await connection.close();
@@ -57,7 +55,8 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err) => {
-    console.error(err);
+    // A connection or settings error is one line that says what to fix; anything else, with its stack.
+    console.error(err instanceof Error && /^(cannot connect to Temporal|TEMPORAL_)/.test(err.message) ? `worker: ${err.message}` : err);
     process.exit(1);
   });
 }

@@ -10,7 +10,7 @@
  * decide). The fixed-schedule baselines end each step at the end of its bake.
  */
 import type { AnalysisSpec, RolloutStep } from '../../src/spec/schema';
-import { NO_CHECKS, decideAfterCheck, newStepCounters, type CheckOutcome, type StepContext, type StepDecision } from '../../src/workflows/step-policy';
+import { NO_CHECKS, decideAfterCheck, newStepCounters, type CheckOutcome, type StepContext, type StepDecision, type Waiting, type WaitReason } from '../../src/workflows/step-policy';
 import type { MetricsSample } from '../../src/analysis/metrics';
 import type { BenchJudge } from './judges';
 import { addSamples, emptySample, intervalAt, truthAt, type Rollout } from './simulator';
@@ -65,6 +65,14 @@ export interface CheckRecord {
   weight: number;
   verdict: CheckOutcome['verdict'];
   action: StepDecision['kind'];
+  /** What a step that goes on waits for, and the estimate of how long (seconds), when it has one. */
+  waiting?: { reason: WaitReason; seconds?: number };
+}
+
+/** A decision's waiting as a CheckRecord has it. */
+export function waitingRecord(waiting: Waiting | undefined): CheckRecord['waiting'] {
+  if (!waiting) return undefined;
+  return { reason: waiting.reason, ...(waiting.estimate?.seconds !== undefined ? { seconds: waiting.estimate.seconds } : {}) };
 }
 
 export function runRollout(
@@ -130,7 +138,8 @@ export function runRollout(
     const next = decideAfterCheck(context, counters, check, { bakeWasOver: counters.stepChecks * analysis.interval >= bake, bakedMs });
     counters = next.counters;
     const { decision } = next;
-    trace?.push({ step, weight, verdict: check.verdict, action: decision.kind });
+    const waiting = waitingRecord('waiting' in decision ? decision.waiting : undefined);
+    trace?.push({ step, weight, verdict: check.verdict, action: decision.kind, ...(waiting ? { waiting } : {}) });
     if (decision.kind === 'rollback') return done({ rolledBack: true });
     holding = decision.kind === 'hold' && decision.gate;
     // A fixed weight stays for the whole horizon: a step that may end (ready) does not move it.

@@ -1,41 +1,73 @@
 /**
- * The adapters through which a rollout touches the world. One interface per kind; each
- * implementation is one file. Activities (./index.ts) wrap them for the workflow.
+ * The adapters through which a rollout touches the world. One interface per kind of adapter
+ * (traffic router, metric source, notifier); each implementation is one file, registered by its
+ * `kind` (./routers, ./metric-sources; ./registry.ts). Activities (./index.ts) wrap them for the
+ * workflow.
  */
 import type { MetricsSample } from '../analysis/metrics';
 
 export interface ModelVersion {
   version: string;
-  url: string;
+  /** Where the version serves, for routers that send traffic to URLs (the embedded gateway, NGINX). */
+  url?: string;
 }
 
-/** A target's traffic split: each version with its weight (percent; they sum to 100). */
+export interface RouteVersion {
+  version: string;
+  /** Percent of the target's traffic (the versions' weights sum to 100). */
+  weight: number;
+  /** Where the router sends it, as the router names it (an upstream URL, a Service), for reading. */
+  url?: string;
+}
+
+/** A target's traffic split. */
 export interface TrafficRoute {
   target: string;
-  versions: Array<ModelVersion & { weight: number }>;
-  /** Fixed per rollout, so sticky users only ever move from baseline to candidate. */
-  salt?: string;
+  versions: RouteVersion[];
+  /**
+   * Router-private details that restoring exactly this route needs (the embedded gateway's
+   * hashing salt), as the router's readRoute gave them: opaque to the workflow.
+   */
+  routerState?: Record<string, string>;
 }
 
-/** Splits a target's traffic between versions (embedded gateway, NGINX, Envoy, SageMaker...). */
+/** Who asks for a change: routers that hash users keep a rollout's hashing fixed by it. */
+export interface RouteChange {
+  rolloutId: string;
+}
+
+/** Splits a target's traffic between versions (embedded gateway, NGINX, a Gateway API HTTPRoute). */
 export interface TrafficRouter {
-  setWeights(route: TrafficRoute): Promise<void>;
-  /** The route the target serves now, as the router has it (salt included); undefined when it has none. */
+  /** Applies the split and verifies that it took effect; throws when it did not. */
+  setWeights(route: TrafficRoute, change: RouteChange): Promise<void>;
+  /** The split the target serves now, as the router has it; undefined when it has none. */
   readRoute(target: string): Promise<TrafficRoute | undefined>;
+}
+
+/** The span a reading is for: from the previous successful reading (or the rollout's start) to now. */
+export interface MetricWindow {
+  startMs: number;
+  endMs: number;
 }
 
 export interface MetricQuery {
   target: string;
   baseline: ModelVersion;
   candidate: ModelVersion;
+  window: MetricWindow;
 }
 
 /**
- * Reads per-version counters. Returns cumulative figures (since the source started); the
- * workflow turns two readings into an interval, so the source keeps no per-rollout state.
+ * What a metric source answers: `cumulative` counters (since the source started; the workflow
+ * turns two readings into an interval, so a source keeps no per-rollout state), or the figures of
+ * exactly the query's `window` (`interval`; a query language computes them, e.g. PromQL's
+ * `increase`, which also handles counter resets).
  */
+export type MetricReading = { kind: 'cumulative'; sample: MetricsSample } | { kind: 'interval'; sample: MetricsSample };
+
+/** Reads per-version figures: requests, errors, latency and TTFB histograms, resource use. */
 export interface MetricSource {
-  read(query: MetricQuery): Promise<MetricsSample>;
+  read(query: MetricQuery): Promise<MetricReading>;
 }
 
 /** A phase change, a decision, or a hold at a step (waiting for evidence), as sent to notifiers. */

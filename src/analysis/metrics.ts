@@ -30,6 +30,16 @@ export interface VersionMetrics {
   /** Resource use, when the source knows it: CPU seconds and peak resident memory. */
   cpuSeconds?: number;
   memoryBytes?: number;
+  /**
+   * GPU utilisation, when the source knows it (interval readings only): the mean over the span,
+   * as a fraction 0..1 of time the version's GPUs were busy (DCGM's `DCGM_FI_DEV_GPU_UTIL` / 100).
+   */
+  gpuUtilization?: number;
+  /**
+   * KV-cache usage, when the source knows it (interval readings only): the mean over the span, as
+   * a fraction 0..1 of the cache's blocks in use (vLLM's `vllm:kv_cache_usage_perc`).
+   */
+  kvCacheUsage?: number;
 }
 
 /** Both versions' metrics for the same span of time. */

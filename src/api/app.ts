@@ -5,7 +5,7 @@
 import express, { type Application, type Request, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
-import type { TrafficRouter } from '../activities/types';
+import type { RoutingSpec, TrafficRouter } from '../activities';
 import type { Config } from '../config';
 import { bearerAuth } from './auth';
 import { ApiError, bodyError, clip, errorHandler, notFoundRoute, toApiError, validate } from './errors';
@@ -18,8 +18,8 @@ export const BODY_LIMIT = '1mb';
 export interface AppOptions {
   client: Client;
   config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl' | 'apiToken'>;
-  /** The traffic router a start reads the target's live route from (main.ts: the gateway's). */
-  router: TrafficRouter;
+  /** The traffic router a start reads the target's live route from, for its spec's `routing` (main.ts: the registry's). */
+  routerFor: (routing: RoutingSpec) => TrafficRouter;
   /** Silent when omitted. */
   logger?: Logger;
   /** Overrides for the Temporal call timeouts (ms). */
@@ -27,8 +27,8 @@ export interface AppOptions {
   updateTimeoutMs?: number;
 }
 
-export function createApp({ client, config, router, logger = pino({ level: 'silent' }), ...timeouts }: AppOptions): Application {
-  const service = new RolloutService({ client, config, router, ...timeouts });
+export function createApp({ client, config, routerFor, logger = pino({ level: 'silent' }), ...timeouts }: AppOptions): Application {
+  const service = new RolloutService({ client, config, routerFor, ...timeouts });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

@@ -4,23 +4,23 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
-import { gatewayTrafficRouter } from '../activities/gateway-router';
-import { loadConfig } from '../config';
+import { registryRouters } from '../activities';
+import { adapterSettings, describeTemporalSecurity, loadConfig, temporalConnectionOptions, type Config } from '../config';
+import { connectError, connectErrorHint, probeTls } from '../temporal-connect';
 import { createApp } from './app';
 import { listenApi } from './server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = pino({ name: 'api', level: process.env.LOG_LEVEL || 'info' });
-  const connection = await connectWithRetry(config.temporalAddress, logger);
+  const connection = await connectWithRetry(config, logger);
   const client = new Client({ connection, namespace: config.namespace });
-  // The router the workers change is the one whose live routes a start is checked against.
-  const router = gatewayTrafficRouter({ url: config.gatewayUrl, adminToken: config.gatewayAdminToken });
-  const app = createApp({ client, config, router, logger });
+  // The routers the workers change are the ones whose live routes a start is checked against.
+  const app = createApp({ client, config, routerFor: registryRouters(adapterSettings(config)), logger });
 
   const api = await listenApi(app, { port: config.apiPort, host: config.apiHost });
   logger.info(
-    { url: api.url, temporal: config.temporalAddress, namespace: config.namespace, auth: Boolean(config.apiToken) },
+    { url: api.url, temporal: config.temporalAddress, temporalSecurity: describeTemporalSecurity(config), namespace: config.namespace, auth: Boolean(config.apiToken) },
     `API listening on ${api.url}`,
   );
 
@@ -42,21 +42,32 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-/** The Temporal server may still be starting (npm run serve): retry for a while. */
-async function connectWithRetry(address: string, logger: pino.Logger): Promise<Connection> {
+/**
+ * The Temporal server may still be starting (npm run serve): retry for a while. A refusal that no
+ * retry fixes (credentials, certificates: see temporal-connect.ts) ends it at once.
+ */
+async function connectWithRetry(config: Config, logger: pino.Logger): Promise<Connection> {
+  const address = config.temporalAddress;
+  // TLS files are read here, at startup: a missing one is an error naming its variable.
+  const options = temporalConnectionOptions(config);
   const deadline = Date.now() + 60_000;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await Connection.connect({ address });
+      return await Connection.connect(options);
     } catch (err) {
-      if (Date.now() > deadline) throw err;
-      if (attempt === 1) logger.info({ address }, 'waiting for Temporal');
+      let message = err instanceof Error ? [err.message, (err as Error & { cause?: unknown }).cause].filter(Boolean).map(String).join(': ') : String(err);
+      // A TLS handshake failure is only "Failed to connect before the deadline" here: ask why.
+      const handshake = config.temporalTls && /before the deadline/.test(message) ? await probeTls(config) : undefined;
+      if (handshake) message = `${message}; ${handshake}`;
+      if (Date.now() > deadline || connectErrorHint(message, config)) throw connectError(handshake ? new Error(message) : err, config);
+      if (attempt === 1) logger.info({ address, security: describeTemporalSecurity(config), error: message }, 'waiting for Temporal');
       await new Promise((r) => setTimeout(r, 1_000));
     }
   }
 }
 
 main().catch((err) => {
-  console.error(err);
+  // A connection or settings error is one line that says what to fix; anything else, with its stack.
+  console.error(err instanceof Error && /^(cannot connect to Temporal|TEMPORAL_)/.test(err.message) ? `api: ${err.message}` : err);
   process.exit(1);
 });

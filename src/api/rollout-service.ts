@@ -18,7 +18,7 @@ import {
   defaultPayloadConverter,
   type TypedSearchAttributes,
 } from '@temporalio/common';
-import type { TrafficRoute, TrafficRouter } from '../activities/types';
+import type { RoutingSpec, TrafficRoute, TrafficRouter } from '../activities';
 import type { Config } from '../config';
 import { resolveOptions } from '../analysis/sequential';
 import { THRESHOLD_DEFAULTS } from '../analysis/threshold-judge';
@@ -54,8 +54,8 @@ export interface ListFilter {
 export interface RolloutServiceOptions {
   client: Client;
   config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl'>;
-  /** The traffic router whose live routes a start is checked against (the workers' router). */
-  router: TrafficRouter;
+  /** The traffic router whose live routes a start is checked against (the workers' router for the spec's routing). */
+  routerFor: (routing: RoutingSpec) => TrafficRouter;
   /** How long a status query may take before GET falls back to what visibility knows. */
   queryTimeoutMs?: number;
   /** How long an operator update may wait for the worker before the API answers 504. */
@@ -65,14 +65,14 @@ export interface RolloutServiceOptions {
 export class RolloutService {
   private readonly client: Client;
   private readonly config: RolloutServiceOptions['config'];
-  private readonly router: TrafficRouter;
+  private readonly routerFor: (routing: RoutingSpec) => TrafficRouter;
   private readonly queryTimeoutMs: number;
   private readonly updateTimeoutMs: number;
 
   constructor(options: RolloutServiceOptions) {
     this.client = options.client;
     this.config = options.config;
-    this.router = options.router;
+    this.routerFor = options.routerFor;
     this.queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
     this.updateTimeoutMs = options.updateTimeoutMs ?? 20_000;
   }
@@ -90,7 +90,7 @@ export class RolloutService {
    */
   async start(request: RolloutRequest): Promise<RolloutStatus> {
     const workflowId = rolloutWorkflowId(request.target);
-    const live = await this.liveRoute(request.target);
+    const live = await this.liveRoute(request.routing, request.target);
     const resolved = resolveBaseline(request, live);
     if (!resolved.ok) {
       // A rollout in progress is why the target serves a split: say that instead.
@@ -223,9 +223,9 @@ export class RolloutService {
   // ---- helpers ----
 
   /** What the target serves now; a router that cannot say is a 503 (a rollout never starts blind). */
-  private async liveRoute(target: string): Promise<TrafficRoute | undefined> {
+  private async liveRoute(routing: RoutingSpec, target: string): Promise<TrafficRoute | undefined> {
     try {
-      return await this.router.readRoute(target);
+      return await this.routerFor(routing).readRoute(target);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       throw new ApiError(

@@ -42,7 +42,7 @@ export const phaseSchema = z
 export const finalPhaseSchema = z.enum(FINAL_PHASES);
 export const verdictSchema = z.enum(['pass', 'fail', 'inconclusive']);
 
-export const modelVersionSchema = z.object({ version: z.string(), url: z.string() });
+export const modelVersionSchema = z.object({ version: z.string(), url: z.string().optional().describe('where the version serves, for routers that send traffic to URLs') });
 
 export const weightsSchema = z
   .object({ baseline: percent('percent of traffic on the baseline'), candidate: percent('percent of traffic on the candidate') })
@@ -209,8 +209,8 @@ export const issueSchema = z.object({
 export const trafficRouteSchema = z
   .object({
     target: z.string(),
-    versions: z.array(z.object({ version: z.string(), url: z.string(), weight: percent('percent of the traffic') })),
-    salt: z.string().optional(),
+    versions: z.array(z.object({ version: z.string(), weight: percent('percent of the traffic'), url: z.string().optional().describe('where the router sends it, as the router names it') })),
+    routerState: z.record(z.string(), z.string()).optional().describe("router-private details (the embedded gateway's hashing salt)"),
   })
   .describe("a target's route as the traffic router has it");
 

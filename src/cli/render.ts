@@ -198,7 +198,7 @@ export function renderStatus(s: RolloutStatus, options: StatusViewOptions = {}):
   const ago = humanMs(now - new Date(s.updatedAt).getTime());
   const head = `${p.bold(s.id)}  ${p.bold(phaseText(s.phase, p))}  ${p.dim(`updated ${clock(s.updatedAt)} (${ago} ago)`)}`;
   row('target', `${s.target}: ${s.baseline.version} → ${s.candidate.version} · ${judge}, a check every ${humanMs(analysis.interval)}`);
-  row('versions', `baseline ${s.baseline.version} ${p.dim(s.baseline.url)} · candidate ${s.candidate.version} ${p.dim(s.candidate.url)}`);
+  row('versions', `baseline ${s.baseline.version} ${p.dim(s.baseline.url ?? '')} · candidate ${s.candidate.version} ${p.dim(s.candidate.url ?? '')} · ${s.spec.routing.kind} routing, ${s.spec.metrics.kind} metrics`);
   row('weights', weightsText(s));
 
   // Steps: the ladder, a progress bar over it, and the current step's bake.

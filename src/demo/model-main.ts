@@ -3,7 +3,7 @@
  * Flags (or env): --name (MODEL_VERSION), --port (MODEL_PORT, 9001), --host (MODEL_HOST),
  * --latency-ms (MODEL_LATENCY_MS), --latency-spread (MODEL_LATENCY_SPREAD), --error-rate
  * (MODEL_ERROR_RATE), --ttft-ms (MODEL_TTFT_MS), --tokens-per-second (MODEL_TOKENS_PER_SECOND),
- * --max-tokens (MODEL_MAX_TOKENS).
+ * --max-tokens (MODEL_MAX_TOKENS), --cpu-ms-per-request (MODEL_CPU_MS_PER_REQUEST).
  */
 import { optionsFromArgs, startModelServer } from './model-server';
 

@@ -6,11 +6,15 @@
  *   SSE chunks (`data: {...}\n\n`, ending `data: [DONE]`), the first after `ttftMs`, then
  *   `tokensPerSecond`.
  * - `GET /v1/models`, `GET /healthz`, `GET /stats` (its own CPU and memory use).
+ * - `GET /metrics`: Prometheus text, named as vLLM names its metrics and labelled
+ *   `model_name=<version>` (modelServerMetrics), for the Prometheus metric source's `vllm` preset.
  * - `errorRate` of chat requests fail with 500.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { parseArgs } from 'node:util';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LATENCY_BUCKETS_S } from '../gateway/metrics';
 
 export interface ModelServerOptions {
   /** The version name it reports (`model` field, `x-model-version` header). */
@@ -28,6 +32,12 @@ export interface ModelServerOptions {
   tokensPerSecond?: number;
   /** Most tokens in one completion (a request's max_tokens may lower it). */
   maxTokens?: number;
+  /**
+   * CPU time each chat request spends computing (busy, in ms), as inference would: without it a
+   * demo server's CPU is its idle overhead, which per request looks many times larger on a
+   * candidate that serves a tenth of the traffic.
+   */
+  cpuMsPerRequest?: number;
 }
 
 export interface ModelServer {
@@ -50,7 +60,123 @@ export function lognormal(medianMs: number, sigma: number): number {
   return sigma > 0 ? medianMs * Math.exp(sigma * gaussian()) : medianMs;
 }
 
+/** Spends `ms` of CPU time on this thread. */
+function busy(ms: number): void {
+  if (ms <= 0) return;
+  const until = process.cpuUsage();
+  const budget = ms * 1000;
+  let spent = 0;
+  while (spent < budget) {
+    const now = process.cpuUsage(until);
+    spent = now.user + now.system;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** How a chat request ended, as vLLM's `finished_reason` says it. */
+export type FinishedReason = 'stop' | 'length' | 'abort' | 'error';
+const FINISHED_REASONS: readonly FinishedReason[] = ['stop', 'length', 'abort', 'error'];
+
+/** The KV-cache stand-in: requests in flight over this many slots (a demo has no KV cache). */
+const DEMO_KV_SLOTS = 16;
+
+export interface ModelServerMetrics {
+  registry: Registry;
+  /** A chat request that reached the model ended (`latencyMs` from its arrival). */
+  finished(reason: FinishedReason, latencyMs: number): void;
+  /** A streamed request's first token went out. */
+  firstToken(ttftMs: number): void;
+  inFlight: number;
+}
+
+/**
+ * The server's `GET /metrics`, in vLLM's names, every series labelled `model_name=<version>`
+ * and present (at 0) from the start, so that a window's `increase` counts the first requests:
+ *  - `vllm:e2e_request_latency_seconds` (histogram): every chat request the model answered or
+ *    failed, arrival to the response's end (a request refused as malformed is not counted);
+ *  - `vllm:time_to_first_token_seconds` (histogram): streamed requests, arrival to first token;
+ *  - `vllm:request_success_total{finished_reason}` (counter): `stop` for a whole answer, `error`
+ *    for a failure answered 500 (the injected faults: the `vllm` preset's errors), `abort` when
+ *    the client went away first;
+ *  - `vllm:kv_cache_usage_perc` (gauge): a stand-in, requests in flight / 16, at most 1;
+ *  - `process_cpu_seconds_total`, `process_resident_memory_bytes`: the process's (demo servers
+ *    sharing a process report the same figures).
+ * Histogram edges are LATENCY_BUCKETS_MS in seconds, as the gateway's.
+ */
+export function modelServerMetrics(version: string): ModelServerMetrics {
+  const registry = new Registry();
+  const labels = { model_name: version };
+  const latency = new Histogram({
+    name: 'vllm:e2e_request_latency_seconds',
+    help: 'End-to-end request latency in seconds (demo model server)',
+    labelNames: ['model_name'] as const,
+    buckets: [...LATENCY_BUCKETS_S],
+    registers: [registry],
+  });
+  const ttft = new Histogram({
+    name: 'vllm:time_to_first_token_seconds',
+    help: 'Time to first token in seconds, streamed requests (demo model server)',
+    labelNames: ['model_name'] as const,
+    buckets: [...LATENCY_BUCKETS_S],
+    registers: [registry],
+  });
+  const finishedTotal = new Counter({
+    name: 'vllm:request_success_total',
+    help: 'Finished requests by finished_reason (demo model server: error = answered 500)',
+    labelNames: ['model_name', 'finished_reason'] as const,
+    registers: [registry],
+  });
+  latency.zero(labels);
+  ttft.zero(labels);
+  for (const reason of FINISHED_REASONS) finishedTotal.labels({ ...labels, finished_reason: reason }).inc(0);
+  const state: ModelServerMetrics = {
+    registry,
+    inFlight: 0,
+    finished(reason, latencyMs) {
+      finishedTotal.inc({ ...labels, finished_reason: reason });
+      latency.observe(labels, latencyMs / 1000);
+    },
+    firstToken(ttftMs) {
+      ttft.observe(labels, ttftMs / 1000);
+    },
+  };
+  new Gauge({
+    name: 'vllm:kv_cache_usage_perc',
+    help: 'KV-cache usage, 0..1 (demo model server: a stand-in, requests in flight / 16)',
+    labelNames: ['model_name'] as const,
+    registers: [registry],
+    collect() {
+      this.set(labels, Math.min(1, state.inFlight / DEMO_KV_SLOTS));
+    },
+  });
+  const cpuSeconds = () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1e6;
+  };
+  let reportedCpu = 0;
+  new Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'User and system CPU time of the process, seconds',
+    labelNames: ['model_name'] as const,
+    registers: [registry],
+    collect() {
+      const now = cpuSeconds();
+      if (now > reportedCpu) this.inc(labels, now - reportedCpu);
+      reportedCpu = Math.max(reportedCpu, now);
+    },
+  });
+  new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory of the process, bytes',
+    labelNames: ['model_name'] as const,
+    registers: [registry],
+    collect() {
+      this.set(labels, process.memoryUsage.rss());
+    },
+  });
+  return state;
+}
 
 function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -77,12 +203,14 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     ttftMs: 30,
     tokensPerSecond: 100,
     maxTokens: 32,
+    cpuMsPerRequest: 0,
     ...options,
   };
   const startedAt = Date.now();
   let requests = 0;
   let errors = 0;
   const sockets = new Set<Socket>();
+  const metrics = modelServerMetrics(o.version);
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -109,15 +237,42 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         o.version,
       );
     }
+    if (req.method === 'GET' && path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+        },
+        () => json(res, 500, { error: { message: 'metrics unavailable', type: 'server_error' } }, o.version),
+      );
+      return;
+    }
     if (req.method === 'POST' && path === '/v1/chat/completions') {
       requests++;
-      void chat(req, res).catch(() => res.destroy());
+      const arrivedAt = measure(res);
+      void chat(req, res, arrivedAt).catch(() => res.destroy());
       return;
     }
     json(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error' } }, o.version);
   });
 
-  async function chat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  /** Counts a chat request in /metrics once it ends, by how it ended (a malformed one is not counted); returns its arrival. */
+  function measure(res: http.ServerResponse): number {
+    const t0 = performance.now();
+    let settled = false;
+    metrics.inFlight++;
+    const settle = (reason: FinishedReason | undefined) => {
+      if (settled) return;
+      settled = true;
+      metrics.inFlight--;
+      if (reason) metrics.finished(reason, performance.now() - t0);
+    };
+    res.once('finish', () => settle(res.statusCode >= 500 ? 'error' : res.statusCode < 400 ? 'stop' : undefined));
+    res.once('close', () => settle(res.statusCode >= 500 ? 'error' : 'abort'));
+    return t0;
+  }
+
+  async function chat(req: http.IncomingMessage, res: http.ServerResponse, arrivedAt: number): Promise<void> {
     let body: { stream?: unknown; max_tokens?: unknown; messages?: unknown };
     try {
       body = JSON.parse((await readBody(req)) || '{}') as typeof body;
@@ -129,6 +284,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const id = `chatcmpl-${Math.random().toString(36).slice(2, 12)}`;
     const created = Math.floor(Date.now() / 1000);
     const fail = Math.random() < o.errorRate;
+    busy(o.cpuMsPerRequest);
 
     if (body.stream !== true) {
       await sleep(lognormal(o.latencyMs, o.latencySpread));
@@ -171,6 +327,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: WORDS[0] } : { content: ` ${WORDS[i % WORDS.length]}` }, finish_reason: null }],
       };
       res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      if (i === 0) metrics.firstToken(performance.now() - arrivedAt);
     }
     if (closed) return;
     const last = { id, object: 'chat.completion.chunk', created, model: o.version, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] };
@@ -212,6 +369,7 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv = process
       'ttft-ms': { type: 'string' },
       'tokens-per-second': { type: 'string' },
       'max-tokens': { type: 'string' },
+      'cpu-ms-per-request': { type: 'string' },
     },
     strict: true,
   });
@@ -234,5 +392,6 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv = process
   set('ttftMs', num(values['ttft-ms'], 'MODEL_TTFT_MS'));
   set('tokensPerSecond', num(values['tokens-per-second'], 'MODEL_TOKENS_PER_SECOND'));
   set('maxTokens', num(values['max-tokens'], 'MODEL_MAX_TOKENS'));
+  set('cpuMsPerRequest', num(values['cpu-ms-per-request'], 'MODEL_CPU_MS_PER_REQUEST'));
   return out;
 }

@@ -24,13 +24,13 @@ export function servesBaseline(route: TrafficRoute, baseline: ModelVersion): boo
 /** Why `live` is not `baseline` alone, naming what it serves; undefined when it is, or when there is no live route. */
 export function baselineMismatch(baseline: ModelVersion, live: TrafficRoute | undefined): string | undefined {
   if (!live || servesBaseline(live, baseline)) return undefined;
-  return `target ${live.target} serves ${describeServing(live)}, not the baseline ${baseline.version} at 100% (${baseline.url})`;
+  return `target ${live.target} serves ${describeServing(live)}, not the baseline ${baseline.version} at 100%${baseline.url ? ` (${baseline.url})` : ''}`;
 }
 
 /** `v1 100% (http://…:9001)`, or `v1 90% (…), v2 10% (…)`: what a route sends where. */
 export function describeServing(route: TrafficRoute): string {
   const serving = servingVersions(route);
-  return (serving.length > 0 ? serving : route.versions).map((v) => `${v.version} ${v.weight}% (${v.url})`).join(', ');
+  return (serving.length > 0 ? serving : route.versions).map((v) => `${v.version} ${v.weight}%${v.url ? ` (${v.url})` : ''}`).join(', ');
 }
 
 export type BaselineResolution =
@@ -59,13 +59,17 @@ export function resolveBaseline(request: RolloutRequest, live: TrafficRoute | un
   if (serving.length !== 1 || !serving[0]) {
     return refuse('baseline', `${leftOut}, but it serves a split of several versions (${describeServing(live)}), not one baseline: put the target on one version first`);
   }
-  const taken = { version: serving[0].version, url: serving[0].url };
+  // A URL only for routers that send traffic to URLs (the candidate then has one too); the others name their backends.
+  const url = request.candidate.url !== undefined ? serving[0].url : undefined;
+  const taken = { version: serving[0].version, ...(url !== undefined ? { url } : {}) };
   if (taken.version === request.candidate.version) {
     return refuse('candidate.version', `candidate.version must differ from the baseline: target ${target} already serves ${describeServing(live)}`);
   }
   return withBaseline(taken);
 }
 
-function sameUrl(a: string, b: string): boolean {
-  return a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+/** The same URL, trailing slashes aside; a baseline without one (the router knows where it serves) matches any. */
+function sameUrl(live: string | undefined, baseline: string | undefined): boolean {
+  if (baseline === undefined) return true;
+  return live !== undefined && live.replace(/\/+$/, '') === baseline.replace(/\/+$/, '');
 }

@@ -4,6 +4,8 @@
  * and leave validation as milliseconds, so nothing downstream parses text again.
  */
 import { z } from 'zod';
+import { METRIC_SOURCES } from '../activities/metric-sources';
+import { ROUTERS } from '../activities/routers';
 import { sequentialOptionsSchema } from '../analysis/sequential/schema';
 import { formatDuration, parseDuration } from './duration';
 import { WEIGHT_RESOLUTION, callbackUrlSchema, isWeightMultiple, targetSchema, upstreamUrlSchema, versionNameSchema } from './patterns';
@@ -45,9 +47,10 @@ const modelVersion = (role: string) =>
   z.strictObject(
     {
       version: versionNameSchema(`${role}.version`),
-      url: upstreamUrlSchema(`${role}.url`),
+      /** Where the version serves: required by routers that send traffic to URLs, refused by the others. */
+      url: upstreamUrlSchema(`${role}.url`).optional(),
     },
-    { error: `${role} must be an object with "version" and "url"` },
+    { error: `${role} must be an object with "version" (and "url", for the routers that send traffic to URLs)` },
   );
 
 export const stepSchema = z.strictObject({
@@ -140,6 +143,24 @@ export function unreadAnalysisFields(input: unknown): Array<{ path: Array<string
   return issues;
 }
 
+/** A registry's option schemas, as the tuple z.discriminatedUnion takes. */
+type RegistrySchemas<R extends readonly { options: unknown }[]> = { [I in keyof R]: R[I]['options'] };
+const kindsOf = (registry: readonly { kind: string }[]) => registry.map((k) => `"${k.kind}"`).join(', ');
+
+/** How the target's traffic is split: the embedded gateway (default), or the user's NGINX or Gateway API (src/activities/routers). */
+export const routingSchema = z
+  .discriminatedUnion('kind', ROUTERS.map((r) => r.options) as unknown as RegistrySchemas<typeof ROUTERS>, {
+    error: (issue) => (issue.code === 'invalid_union' ? `routing.kind must be one of ${kindsOf(ROUTERS)}` : undefined),
+  })
+  .default({ kind: 'gateway' });
+
+/** Where the versions' figures come from: the embedded gateway's counts (default), or Prometheus (src/activities/metric-sources). */
+export const metricsSchema = z
+  .discriminatedUnion('kind', METRIC_SOURCES.map((m) => m.options) as unknown as RegistrySchemas<typeof METRIC_SOURCES>, {
+    error: (issue) => (issue.code === 'invalid_union' ? `metrics.kind must be one of ${kindsOf(METRIC_SOURCES)}` : undefined),
+  })
+  .default({ kind: 'gateway' });
+
 /**
  * The spec's fields; `baseline` required or not. The shape with an optional baseline is a rollout
  * *request*: the API takes a baseline left out from what the target serves now (./baseline.ts).
@@ -156,6 +177,8 @@ const shapeWith = <B extends z.ZodType>(baseline: B) =>
         .min(1, 'steps must hold at least one step')
         .max(SPEC_LIMITS.steps, `steps may hold at most ${SPEC_LIMITS.steps} steps`),
       analysis: analysisSchema.prefault({}),
+      routing: routingSchema,
+      metrics: metricsSchema,
       /** Where to send phase changes and decisions (JSON POST). */
       notify: z.strictObject({ webhook: callbackUrlSchema('notify.webhook') }).optional(),
     },
@@ -180,6 +203,7 @@ function crossFieldRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.Re
   if (typeof baseline === 'string' && baseline === spec.candidate?.version) {
     ctx.addIssue({ code: 'custom', path: ['candidate', 'version'], message: `candidate.version must differ from baseline.version ("${baseline}")` });
   }
+  adapterRules(spec, ctx);
   if (!Array.isArray(spec.steps)) return;
   const interval = spec.analysis?.interval;
   const steps = spec.steps as Array<Partial<RolloutStepShape> | undefined>;
@@ -199,6 +223,35 @@ function crossFieldRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.Re
   }
 }
 
+/**
+ * What the chosen adapters need of the rest of the spec: version URLs for routers that send
+ * traffic to URLs, none for the others (their options say where versions serve, and a URL would
+ * be silently ignored), and a metric source that can see the chosen router's traffic.
+ */
+function adapterRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.RefinementCtx): void {
+  const routing = ROUTERS.find((r) => r.kind === (spec.routing as { kind?: unknown } | undefined)?.kind);
+  const metrics = METRIC_SOURCES.find((m) => m.kind === (spec.metrics as { kind?: unknown } | undefined)?.kind);
+  if (routing) {
+    for (const role of ['baseline', 'candidate'] as const) {
+      const version = spec[role];
+      if (typeof version !== 'object' || version === null) continue;
+      if (routing.versionUrls === 'required' && version.url === undefined) {
+        ctx.addIssue({ code: 'custom', path: [role, 'url'], message: `${role}.url is required with routing.kind "${routing.kind}": it sends traffic to the URL` });
+      }
+      if (routing.versionUrls === 'unused' && version.url !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [role, 'url'], message: `${role}.url is not read with routing.kind "${routing.kind}": its options say where each version serves` });
+      }
+    }
+  }
+  if (routing && metrics?.sees && !metrics.sees.includes(routing.kind)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['metrics', 'kind'],
+      message: `metrics.kind "${metrics.kind}" sees only traffic routed by ${metrics.sees.map((k) => `"${k}"`).join(', ')}, and routing.kind is "${routing.kind}": give a metric source that sees it (e.g. "prometheus")`,
+    });
+  }
+}
+
 type RolloutStepShape = z.output<typeof stepSchema>;
 
 /** A complete spec as a client writes it (durations as strings, defaults optional). */
@@ -211,3 +264,5 @@ export type RolloutRequest = z.output<typeof rolloutRequestSchema>;
 export type RolloutSpec = z.output<typeof rolloutSpecSchema>;
 export type RolloutStep = RolloutSpec['steps'][number];
 export type AnalysisSpec = RolloutSpec['analysis'];
+export type { RoutingSpec } from '../activities/routers';
+export type { MetricsSpec } from '../activities/metric-sources';

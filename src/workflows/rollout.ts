@@ -25,7 +25,7 @@ import {
   type SignalDefinition,
 } from '@temporalio/workflow';
 import type { UpdateDefinition } from '@temporalio/common';
-import type { RolloutActivities } from '../activities';
+import type { MetricReading, MetricWindow, RolloutActivities } from '../activities';
 import { judgeFor } from '../analysis/judges';
 import { emptyVersionMetrics, sampleBetween, summarize, type MetricsSample } from '../analysis/metrics';
 import { baselineMismatch, describeServing } from '../spec/baseline';
@@ -145,7 +145,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
       if (state.requested.promote) return { kind: 'promote' };
       const step = spec.steps[state.stepIndex]!;
       if (state.stage === 'apply') {
-        await applyRoute(routeAt(spec, state.id, step.weight));
+        await applyRoute(routeAt(spec, step.weight));
         state.stage = 'bake';
         state.bakedMs = 0;
         state.sinceCheckMs = 0;
@@ -186,10 +186,12 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     state.routeBefore = live ?? null;
     const detach = live ? `detach candidate ${spec.candidate.version}, restoring the route before the rollout (${describeServing(live)})` : `detach candidate ${spec.candidate.version}`;
     state.undos.push({ description: detach, route: routeToRestore(state) });
-    state.undos.push({ description: `restore 100% to baseline ${spec.baseline.version}`, route: routeAt(spec, state.id, 0) });
-    await applyRoute(routeAt(spec, state.id, 0));
-    const reading = await readMetrics();
-    if (!('failed' in reading)) state.lastReading = reading;
+    state.undos.push({ description: `restore 100% to baseline ${spec.baseline.version}`, route: routeAt(spec, 0) });
+    await applyRoute(routeAt(spec, 0));
+    const window = { startMs: workflowClockMs(), endMs: workflowClockMs() };
+    const reading = await readMetrics(window);
+    state.lastReadAtMs = window.endMs;
+    if (!('failed' in reading) && reading.kind === 'cumulative') state.lastReading = reading.sample;
   }
 
   /**
@@ -198,7 +200,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
    * the abort's update with it). Once it is in, an abort ends the rollout before anything changed.
    */
   async function readLiveRoute(): Promise<TrafficRoute | undefined> {
-    const read = CancellationScope.nonCancellable(() => readTrafficRoute(spec.target));
+    const read = CancellationScope.nonCancellable(() => readTrafficRoute({ routing: spec.routing, target: spec.target }));
     await read.catch(() => undefined);
     if (stepsScope.consideredCancelled) throw new CancelledFailure('aborted before the rollout changed anything');
     return read;
@@ -254,7 +256,8 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   /** One metric check: read, judge, record, and what the step policy makes of it. */
   async function runCheck(step: RolloutStep, bakeWasOver: boolean): Promise<StepDecision> {
     const context = stepContext(step);
-    const reading = await readMetrics();
+    const window = { startMs: state.lastReadAtMs ?? workflowClockMs(), endMs: workflowClockMs() };
+    const reading = await readMetrics(window);
     if ('failed' in reading) {
       const outage = noteMetricsOutage(reading.failed);
       const { counters, decision } = decideOnMetricsOutage(context, countersOf(state), outage);
@@ -263,16 +266,18 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     const outage = state.metricsOutage;
     delete state.metricsOutage;
     if (outage) announce('phase', `metrics readable again after ${outage.failedReads} failed read(s) since ${outage.since}`);
-    if (!state.lastReading) {
+    state.lastReadAtMs = window.endMs;
+    if (reading.kind === 'cumulative' && !state.lastReading) {
       // Nothing to measure an interval from (the reading at attach failed): counting starts now.
-      state.lastReading = reading;
+      state.lastReading = reading.sample;
       const message = 'metrics are readable again; the next check measures the traffic from this reading';
       const check: CheckOutcome = { verdict: 'inconclusive', reasons: [message], ready: false, marginal: false, wait: { reason: 'metrics_missing', message } };
       const { counters, decision } = decideAfterCheck(context, countersOf(state), check, { bakeWasOver, bakedMs: state.bakedMs });
       return settleCheck(step, counters, decision, { verdict: 'inconclusive', reasons: [message], metrics: noMetrics() });
     }
-    const interval = sampleBetween(state.lastReading, reading);
-    state.lastReading = reading;
+    // Cumulative counters: the interval is the difference of two readings; a windowed source's reading is the interval.
+    const interval = reading.kind === 'interval' ? reading.sample : sampleBetween(state.lastReading, reading.sample);
+    if (reading.kind === 'cumulative') state.lastReading = reading.sample;
     const judgement = judge.judge({ analysis: spec.analysis, candidateWeight: step.weight, interval }, state.judgeState);
     state.judgeState = judgement.state;
     const check: CheckOutcome = {
@@ -334,10 +339,10 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     return { analysis: spec.analysis, judge: { name: judge.name, failIsFinal: judge.failIsFinal === true, adaptive: judge.adaptive === true }, step, nextWeight: spec.steps[state.stepIndex + 1]?.weight };
   }
 
-  /** The metric source's cumulative reading, or why it could not be read (cancellation passes through). */
-  async function readMetrics(): Promise<MetricsSample | { failed: string }> {
+  /** The metric source's reading for `window`, or why it could not be read (cancellation passes through). */
+  async function readMetrics(window: MetricWindow): Promise<MetricReading | { failed: string }> {
     try {
-      return await collectMetrics({ target: spec.target, baseline: spec.baseline, candidate: spec.candidate });
+      return await collectMetrics({ metrics: spec.metrics, query: { target: spec.target, baseline: spec.baseline, candidate: spec.candidate, window } });
     } catch (err) {
       if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
       return { failed: describeError(err) };
@@ -420,7 +425,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
 
   async function promoteCandidate(reason: string): Promise<void> {
     try {
-      if (state.weights.candidate !== 100 || state.weights.baseline !== 0) await applyRoute(routeAt(spec, state.id, 100));
+      if (state.weights.candidate !== 100 || state.weights.baseline !== 0) await applyRoute(routeAt(spec, 100));
     } catch (err) {
       await endWithCompensation(...failureEnding(err));
       return;
@@ -437,7 +442,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     await CancellationScope.nonCancellable(async () => {
       for (const undo of [...state.undos].reverse()) {
         try {
-          await compensation.setTrafficWeights(undo.route);
+          await compensation.setTrafficWeights({ routing: spec.routing, route: undo.route });
           state.weights = weightsOf(undo.route, spec);
           publishSearchAttributes();
         } catch (err) {
@@ -472,7 +477,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   // ---- Bookkeeping ----
 
   async function applyRoute(route: TrafficRoute): Promise<void> {
-    await setTrafficWeights(route);
+    await setTrafficWeights({ routing: spec.routing, route });
     state.weights = weightsOf(route, spec);
     touch();
     publishSearchAttributes();

@@ -37,6 +37,8 @@ export interface RolloutState {
   weights: Weights;
   /** The last cumulative metric reading; the next check's interval starts here. */
   lastReading?: MetricsSample;
+  /** Workflow time of the last successful reading (or of attaching): the next reading's window starts here. */
+  lastReadAtMs?: number;
   /** Checks run in the current step, and those run after its bake (extensions). */
   stepChecks: number;
   stepExtensions: number;
@@ -111,6 +113,9 @@ export function upgradeState(state: RolloutState): RolloutState {
   state.decisionCount ??= state.decisions.length;
   state.earlierDecisions ??= noEarlierDecisions();
   state.events ??= [];
+  // Specs from before routing and metrics were chosen per rollout: the embedded gateway's.
+  state.spec.routing ??= { kind: 'gateway' };
+  state.spec.metrics ??= { kind: 'gateway' };
   // Attached by a version that captured nothing: its undos restore the baseline alone.
   if (state.routeBefore === undefined && state.undos.length > 0) state.routeBefore = null;
   state.decisions.forEach((d, i) => (d.seq ??= state.decisionCount - state.decisions.length + i + 1));
@@ -145,10 +150,9 @@ function keepDecisionsBounded(state: RolloutState): void {
 }
 
 /** The traffic split for a target with the candidate at `candidateWeight` percent. */
-export function routeAt(spec: RolloutSpec, id: string, candidateWeight: number): TrafficRoute {
+export function routeAt(spec: RolloutSpec, candidateWeight: number): TrafficRoute {
   return {
     target: spec.target,
-    salt: id,
     versions: [
       { ...spec.baseline, weight: complementWeight(candidateWeight) },
       { ...spec.candidate, weight: candidateWeight },
@@ -157,13 +161,13 @@ export function routeAt(spec: RolloutSpec, id: string, candidateWeight: number):
 }
 
 /** The split before the rollout: the baseline alone. */
-export function baselineOnlyRoute(spec: RolloutSpec, id: string): TrafficRoute {
-  return { target: spec.target, salt: id, versions: [{ ...spec.baseline, weight: 100 }] };
+export function baselineOnlyRoute(spec: RolloutSpec): TrafficRoute {
+  return { target: spec.target, versions: [{ ...spec.baseline, weight: 100 }] };
 }
 
 /** The route compensation ends on: the one captured before the rollout, else the baseline alone. */
 export function routeToRestore(state: RolloutState): TrafficRoute {
-  return state.routeBefore ?? baselineOnlyRoute(state.spec, state.id);
+  return state.routeBefore ?? baselineOnlyRoute(state.spec);
 }
 
 export function weightsOf(route: TrafficRoute, spec: RolloutSpec): Weights {

@@ -98,8 +98,8 @@ export interface RolloutStatus {
   id: string;
   target: string;
   phase: Phase;
-  baseline: { version: string; url: string };
-  candidate: { version: string; url: string };
+  baseline: { version: string; url?: string };
+  candidate: { version: string; url?: string };
   weights: Weights;
   step: {
     /** Index (0-based) of the current step; equals `total` once every step is done. */

@@ -209,7 +209,7 @@ function decide(ctx: StepContext, counters: CheckCounters, check: CheckOutcome, 
     }
     const wait = check.wait ?? { reason: 'inconclusive' as const, message: reasons };
     const rollsBackAt = limit > 0 ? ` (${counters.consecutiveInconclusive} of ${limit} inconclusive checks in a row roll back)` : '';
-    return { kind: 'hold', gate: false, waiting: withEstimate(check, wait.reason, `${stripStop(wait.message)}; the step holds${rollsBackAt}`, wait.candidateRequests) };
+    return { kind: 'hold', gate: false, waiting: withEstimate(ctx, check, wait.reason, `${stripStop(wait.message)}; the step holds${rollsBackAt}`, wait.candidateRequests) };
   }
 
   // A passing check.
@@ -228,28 +228,30 @@ function decide(ctx: StepContext, counters: CheckCounters, check: CheckOutcome, 
   if (isReadinessGate(ctx)) {
     if (extensionsLeft) {
       const message = `${unready}; going beyond ${READINESS_REQUIRED_ABOVE}% needs it, so the step is extended (${counters.stepExtensions} of ${maxExtensions} extra checks)`;
-      return { kind: 'extend', waiting: withEstimate(check, 'needs_evidence', message, check.wait?.candidateRequests) };
+      return { kind: 'extend', waiting: withEstimate(ctx, check, 'needs_evidence', message, check.wait?.candidateRequests) };
     }
     const message =
       `holding at ${step.weight}%: after ${counters.stepChecks} checks ${unready}, which going beyond ${READINESS_REQUIRED_ABOVE}% requires; ` +
       `checks go on and the rollout moves on once it does (promote or abort to decide now)`;
-    return { kind: 'hold', gate: true, waiting: withEstimate(check, 'needs_evidence', message, check.wait?.candidateRequests) };
+    return { kind: 'hold', gate: true, waiting: withEstimate(ctx, check, 'needs_evidence', message, check.wait?.candidateRequests) };
   }
   if (check.marginal && extensionsLeft) {
     const message = `${unready}, and the evidence leans toward a regression: the step is extended (${counters.stepExtensions} of ${maxExtensions} extra checks)`;
     // It ends when ready, when nothing leans any more, or when the extensions run out: at most that many checks' traffic.
     const cap = check.candidateRate === undefined ? undefined : (maxExtensions - counters.stepExtensions) * check.candidateRate * (analysis.interval / 1000);
     const needed = [check.wait?.candidateRequests, cap].filter((x): x is number => x !== undefined);
-    return { kind: 'extend', waiting: withEstimate(check, 'needs_evidence', message, needed.length > 0 ? Math.min(...needed) : undefined) };
+    return { kind: 'extend', waiting: withEstimate(ctx, check, 'needs_evidence', message, needed.length > 0 ? Math.min(...needed) : undefined) };
   }
   return { kind: 'end', reason: check.marginal ? 'baked; extensions used up' : 'baked: the check passed, nothing leans toward a regression' };
 }
 
-function withEstimate(check: CheckOutcome, reason: WaitReason, message: string, candidateRequests: number | undefined): Waiting {
+function withEstimate(ctx: StepContext, check: CheckOutcome, reason: WaitReason, message: string, candidateRequests: number | undefined): Waiting {
   if (candidateRequests === undefined || !Number.isFinite(candidateRequests)) return { reason, message: `${message}.` };
   const needed = Math.max(0, Math.ceil(candidateRequests));
   const rate = check.candidateRate;
-  const seconds = rate !== undefined && rate > 0 ? Math.ceil(needed / rate) : undefined;
+  // A step ends only at a check: the wait is whole intervals.
+  const intervalSeconds = ctx.analysis.interval / 1000;
+  const seconds = rate !== undefined && rate > 0 ? Math.ceil(needed / rate / intervalSeconds) * intervalSeconds : undefined;
   const estimate: Estimate = seconds === undefined ? { candidateRequests: needed } : { candidateRequests: needed, seconds };
   const at = seconds === undefined ? '' : `, about ${formatDuration(Math.max(1, seconds) * 1000)} at the current traffic`;
   return { reason, message: `${message}; about ${needed} more candidate requests${at}.`, estimate };

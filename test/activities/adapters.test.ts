@@ -8,9 +8,10 @@ import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { gatewayMetricSource } from '../../src/activities/gateway-metrics';
-import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
-import type { RolloutEvent } from '../../src/activities/types';
+import { gatewayMetricSource } from '../../src/activities/metric-sources/gateway';
+import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
+import type { MetricQuery, MetricSource, RolloutEvent } from '../../src/activities/types';
+import type { MetricsSample } from '../../src/analysis/metrics';
 import { webhookNotifier } from '../../src/activities/webhook-notifier';
 import { startGateway, type Gateway } from '../../src/gateway/server';
 import { startModelServer } from '../../src/demo/model-server';
@@ -38,10 +39,20 @@ const versions = (candidateWeight: number) => [
   { version: 'v2', url: model.url, weight: candidateWeight },
 ];
 
+const change = { rolloutId: 'rollout-adapters' };
+const window = { startMs: 0, endMs: 0 };
+
+/** The gateway's counters are cumulative: the workflow diffs two readings. */
+async function cumulative(source: MetricSource, query: MetricQuery): Promise<MetricsSample> {
+  const reading = await source.read(query);
+  expect(reading.kind).toBe('cumulative');
+  return reading.sample;
+}
+
 describe('gateway traffic router', () => {
-  test('sets the route with names, urls, weights and the rollout salt', async () => {
+  test("sets the route with names, urls, weights, salted by the rollout's id", async () => {
     const router = gatewayTrafficRouter({ url: gateway.url, adminToken: TOKEN });
-    await router.setWeights({ target: 'adapters', salt: 'rollout-adapters', versions: versions(25) });
+    await router.setWeights({ target: 'adapters', versions: versions(25) }, { rolloutId: 'rollout-adapters' });
     const res = await fetch(`${gateway.url}/admin/routes`, { headers: { authorization: `Bearer ${TOKEN}` } });
     const body = (await res.json()) as { routes: Record<string, unknown> };
     expect(body.routes.adapters).toEqual({
@@ -55,7 +66,7 @@ describe('gateway traffic router', () => {
 
   test('a rejected route (4xx) fails for good: retrying cannot fix it', async () => {
     const router = gatewayTrafficRouter({ url: gateway.url, adminToken: TOKEN });
-    const err = await router.setWeights({ target: 'adapters', versions: versions(150) }).catch((e: unknown) => e);
+    const err = await router.setWeights({ target: 'adapters', versions: versions(150) }, change).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
     expect((err as ApplicationFailure).message).toMatch(/answered 400/);
@@ -63,14 +74,14 @@ describe('gateway traffic router', () => {
 
   test('a wrong token fails for good too', async () => {
     const router = gatewayTrafficRouter({ url: gateway.url, adminToken: 'wrong' });
-    const err = await router.setWeights({ target: 'adapters', versions: versions(10) }).catch((e: unknown) => e);
+    const err = await router.setWeights({ target: 'adapters', versions: versions(10) }, change).catch((e: unknown) => e);
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
     expect((err as ApplicationFailure).message).toMatch(/answered 401/);
   });
 
   test('an unreachable gateway is a retryable failure', async () => {
     const router = gatewayTrafficRouter({ url: 'http://127.0.0.1:1' });
-    const err = await router.setWeights({ target: 'adapters', versions: versions(10) }).catch((e: unknown) => e);
+    const err = await router.setWeights({ target: 'adapters', versions: versions(10) }, change).catch((e: unknown) => e);
     // a plain connection error (not a non-retryable ApplicationFailure): Temporal retries it
     expect(err).toBeDefined();
     expect(err instanceof ApplicationFailure).toBe(false);
@@ -79,10 +90,14 @@ describe('gateway traffic router', () => {
 });
 
 describe('gateway traffic router: reading a route back', () => {
-  test('reads the route a target serves, salt included, as setWeights wrote it', async () => {
+  test('reads the route a target serves, salt included (router state), as setWeights wrote it', async () => {
     const router = gatewayTrafficRouter({ url: gateway.url, adminToken: TOKEN });
-    await router.setWeights({ target: 'readable', salt: 'salt-of-its-own', versions: versions(40) });
-    expect(await router.readRoute('readable')).toEqual({ target: 'readable', salt: 'salt-of-its-own', versions: versions(40) });
+    await router.setWeights({ target: 'readable', versions: versions(40) }, { rolloutId: 'salt-of-its-own' });
+    const read = await router.readRoute('readable');
+    expect(read).toEqual({ target: 'readable', routerState: { salt: 'salt-of-its-own' }, versions: versions(40) });
+    // Restoring a captured route keeps its salt, whoever restores it.
+    await router.setWeights({ ...read!, versions: versions(10) }, { rolloutId: 'another-rollout' });
+    expect((await router.readRoute('readable'))?.routerState).toEqual({ salt: 'salt-of-its-own' });
   });
 
   test('a target without a route reads as undefined', async () => {
@@ -111,15 +126,15 @@ describe('gateway traffic router: reading a route back', () => {
 describe('gateway metric source', () => {
   test('reads cumulative per-version counters, growing with traffic', async () => {
     const router = gatewayTrafficRouter({ url: gateway.url, adminToken: TOKEN });
-    await router.setWeights({ target: 'metered', salt: 's', versions: versions(50) });
+    await router.setWeights({ target: 'metered', versions: versions(50) }, { rolloutId: 's' });
     const source = gatewayMetricSource({ url: gateway.url, adminToken: TOKEN });
-    const query = { target: 'metered', baseline: { version: 'v1', url: model.url }, candidate: { version: 'v2', url: model.url } };
-    const before = await source.read(query);
+    const query = { target: 'metered', baseline: { version: 'v1', url: model.url }, candidate: { version: 'v2', url: model.url }, window };
+    const before = await cumulative(source, query);
     for (let i = 0; i < 20; i++) {
       const res = await fetch(`${gateway.url}/metered/v1/models`, { headers: { 'x-canary-key': `user-${i}` } });
       await res.arrayBuffer();
     }
-    const after = await source.read(query);
+    const after = await cumulative(source, query);
     expect(after.baseline.requests + after.candidate.requests - before.baseline.requests - before.candidate.requests).toBe(20);
     expect(after.candidate.requests).toBeGreaterThan(0);
     expect(after.baseline.latency.counts.reduce((a, b) => a + b, 0)).toBe(after.baseline.requests);
@@ -127,7 +142,7 @@ describe('gateway metric source', () => {
 
   test('a version the gateway has not seen yet reads as zeros', async () => {
     const source = gatewayMetricSource({ url: gateway.url, adminToken: TOKEN });
-    const sample = await source.read({ target: 'metered', baseline: { version: 'v1', url: model.url }, candidate: { version: 'v9', url: model.url } });
+    const sample = await cumulative(source, { target: 'metered', baseline: { version: 'v1', url: model.url }, candidate: { version: 'v9', url: model.url }, window });
     expect(sample.candidate).toMatchObject({ requests: 0, errors: 0 });
   });
 });

@@ -7,7 +7,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { Client, Connection } from '@temporalio/client';
 import type { ApiServer } from '../../src/api/server';
 import { ACTIONS } from '../../src/api/rollout-service';
-import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
+import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
 import { rawResponse, type RawReply } from '../helpers/raw-http';
 import { expectEnvelope, issuePaths, send, serveApi, type Reply } from './support';
 
@@ -18,7 +18,7 @@ beforeAll(async () => {
   connection = Connection.lazy({ address: '127.0.0.1:1' });
   api = await serveApi(
     // The router, too, is a port nobody listens on (a valid spec would answer 503 router_unavailable).
-    { client: new Client({ connection }), config: { namespace: 'default', taskQueue: 'nobody', temporalUiUrl: 'http://ui.test' }, router: gatewayTrafficRouter({ url: 'http://127.0.0.1:1' }) },
+    { client: new Client({ connection }), config: { namespace: 'default', taskQueue: 'nobody', temporalUiUrl: 'http://ui.test' }, routerFor: () => gatewayTrafficRouter({ url: 'http://127.0.0.1:1' }) },
     // Short timeouts (checked every 100 ms) so the 408 test need not wait for the defaults.
     { headersTimeout: 1_000, requestTimeout: 1_500, connectionsCheckingInterval: 100 },
   );

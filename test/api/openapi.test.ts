@@ -56,7 +56,7 @@ async function call(method: string, url: string, body?: unknown, expectRequest: 
 beforeAll(async () => {
   env = await startDevServer();
   worker = await startTestWorker(env);
-  const options = { client: env.client, router: worker.router, config: { namespace: env.namespace ?? 'default', taskQueue: worker.taskQueue, temporalUiUrl: 'http://temporal-ui.test:8233' } };
+  const options = { client: env.client, routerFor: () => worker.router, config: { namespace: env.namespace ?? 'default', taskQueue: worker.taskQueue, temporalUiUrl: 'http://temporal-ui.test:8233' } };
   api = await serveApi(options);
   securedApi = await serveApi({ ...options, config: { ...options.config, apiToken: 's3cret' } });
 });

@@ -48,7 +48,7 @@ async function appOn(taskQueue: string, extra: { apiToken?: string; queryTimeout
     client: env.client,
     config: { namespace: env.namespace ?? 'default', taskQueue, temporalUiUrl: UI, ...(apiToken ? { apiToken } : {}) },
     // The test worker's router: what its rollouts applied is what a start reads as live.
-    router: worker.router,
+    routerFor: () => worker.router,
     ...timeouts,
   });
   cleanups.push(() => server.close());

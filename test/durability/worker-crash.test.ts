@@ -12,7 +12,7 @@ import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
+import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
 import { createApp } from '../../src/api/app';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
 import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
@@ -62,7 +62,7 @@ beforeAll(async () => {
   gateway = gw;
   models.push(v1, v2);
   proxy = await recordingProxy(gateway.url);
-  api = await listen(createApp({ client: env.client, config: { namespace: env.namespace ?? 'default', taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, router: gatewayTrafficRouter({ url: gateway.url }) }));
+  api = await listen(createApp({ client: env.client, config: { namespace: env.namespace ?? 'default', taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, routerFor: () => gatewayTrafficRouter({ url: gateway.url }) }));
 }, 60_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
+import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
 import { createApp } from '../../src/api/app';
 import { loadConfig } from '../../src/config';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
@@ -58,8 +58,8 @@ beforeAll(async () => {
     await running.catch(() => undefined);
   });
   const apiConfig = { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' };
-  api = await listen(createApp({ client: env.client, config: apiConfig, router: gatewayTrafficRouter({ url: gateway.url }) }));
-  blindApi = await listen(createApp({ client: env.client, config: apiConfig, router: gatewayTrafficRouter({ url: `http://127.0.0.1:${deadPort}` }) }));
+  api = await listen(createApp({ client: env.client, config: apiConfig, routerFor: () => gatewayTrafficRouter({ url: gateway.url }) }));
+  blindApi = await listen(createApp({ client: env.client, config: apiConfig, routerFor: () => gatewayTrafficRouter({ url: `http://127.0.0.1:${deadPort}` }) }));
   cleanups.push(() => api.close(), () => blindApi.close());
 }, 120_000);
 
@@ -143,7 +143,7 @@ describe('a start is checked against what the gateway serves', () => {
     expect(res.body.error.message).toContain(`target ${target} serves v2 100% (${models.v2.url}), not the baseline v1 at 100% (${models.v1.url})`);
     expect(res.body.error.live).toEqual({
       target,
-      salt: `rollout-${target}`,
+      routerState: { salt: `rollout-${target}` },
       versions: [
         { version: 'v1', url: models.v1.url, weight: 0 },
         { version: 'v2', url: models.v2.url, weight: 100 },
@@ -171,7 +171,7 @@ describe('a start is checked against what the gateway serves', () => {
     const before = await getRoute(gateway.url, target);
     const res = await post('/v1/rollouts', holding(target));
     expect(res.status).toBe(409);
-    expect(res.body.error).toMatchObject({ code: 'baseline_mismatch', live: { target, salt: target } });
+    expect(res.body.error).toMatchObject({ code: 'baseline_mismatch', live: { target, routerState: { salt: target } } });
     expect(res.body.error.message).toMatch(message);
     expect(await getRoute(gateway.url, target)).toEqual(before);
     await expectNoRollout(target);

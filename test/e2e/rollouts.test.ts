@@ -10,16 +10,13 @@ import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
-import { createApp } from '../../src/api/app';
-import { loadConfig } from '../../src/config';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
 import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
 import { startGateway, type Gateway } from '../../src/gateway/server';
 import type { RolloutSpecInput } from '../../src/spec';
-import { createWorker, defaultActivityDeps } from '../../src/worker';
 import type { RolloutStatus } from '../../src/workflows/status';
-import { startDevServer, uniqueTaskQueue, workflowBundle } from '../helpers/dev-server';
+import { startDevServer, workflowBundle } from '../helpers/dev-server';
+import { expectEnded, rolloutEnded, rolloutStatus, startControlPlane, startRollout, waitForRollout, type ControlPlane } from '../helpers/control-plane';
 import { e2eSpec, freePort, getRoute, putRoute, spawnTs, waitForHealthy, weightsOf, type Proc } from '../helpers/e2e';
 import { eventually, listen, request, type Listening } from '../helpers/http';
 import { uniqueTarget } from '../helpers/specs';
@@ -37,30 +34,10 @@ function tempDir(): string {
   return dir;
 }
 
-/** A worker (production adapters → `gatewayUrl`) and an API, on a task queue of their own. */
-interface ControlPlane {
-  api: Listening;
-  worker: Worker;
-}
-
 async function controlPlane(gatewayUrl: string): Promise<ControlPlane> {
-  const taskQueue = uniqueTaskQueue('e2e');
-  const namespace = env.namespace ?? 'default';
-  const config = { ...loadConfig({}), namespace, taskQueue, gatewayUrl };
-  const worker = await createWorker(env.nativeConnection, config, defaultActivityDeps(config), {
-    workflowsPath: undefined,
-    workflowBundle: await workflowBundle(),
-  });
-  const running = worker.run();
-  running.catch(() => undefined);
-  cleanups.push(async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await running.catch(() => undefined);
-  });
-  const router = gatewayTrafficRouter({ url: gatewayUrl });
-  const api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, router }));
-  cleanups.push(() => api.close());
-  return { api, worker };
+  const plane = await startControlPlane(env, { gatewayUrl });
+  cleanups.push(() => plane.stop());
+  return plane;
 }
 
 function traffic(gatewayUrl: string, target: string, rate = 50): TrafficRun {
@@ -77,34 +54,9 @@ async function stopTraffic(run: TrafficRun): Promise<void> {
   await run.done;
 }
 
-async function startRollout(api: Listening, spec: RolloutSpecInput): Promise<RolloutStatus> {
-  const res = await request<RolloutStatus>(api.url, 'POST', '/v1/rollouts', { body: spec });
-  expect(res.status).toBe(201);
-  return res.body;
-}
-
-async function status(api: Listening, id: string): Promise<RolloutStatus> {
-  const res = await request<RolloutStatus>(api.url, 'GET', `/v1/rollouts/${id}`);
-  if (res.status !== 200) throw new Error(`GET ${id}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
-
-async function waitFor(api: Listening, id: string, done: (s: RolloutStatus) => boolean, what: string, timeoutMs = 45_000): Promise<RolloutStatus> {
-  return eventually(async () => {
-    const s = await status(api, id);
-    return done(s) ? s : undefined;
-  }, timeoutMs, `${id}: ${what}`);
-}
-
-const FINAL = ['promoted', 'rolled_back', 'aborted', 'failed'];
-
-/** Fails with the whole story (outcome, every check) when the rollout did not end as expected. */
-function expectEnded(s: RolloutStatus, phase: string): void {
-  if (s.phase === phase) return;
-  const checks = s.decisions.map((d) => `  step ${d.step} @${d.weight}% ${d.verdict}: ${d.reasons.join('; ')} ${JSON.stringify(d.metrics.candidate)}`);
-  throw new Error(`${s.id} ended ${s.phase}, expected ${phase}: ${s.outcome?.reason}\n${checks.join('\n')}`);
-}
-const ended = (api: Listening, id: string, timeoutMs?: number) => waitFor(api, id, (s) => FINAL.includes(s.phase), 'the end', timeoutMs);
+const status = rolloutStatus;
+const waitFor = waitForRollout;
+const ended = rolloutEnded;
 
 /** The target exists before the rollout: 100% on the baseline, with traffic flowing. */
 async function prepareTarget(gatewayUrl: string, rate?: number): Promise<{ target: string; run: TrafficRun }> {

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayTrafficRouter } from '../../src/activities/gateway-router';
+import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
 import { createApp } from '../../src/api/app';
 import { loadConfig } from '../../src/config';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
@@ -57,7 +57,7 @@ beforeAll(async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running.catch(() => undefined);
   });
-  api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, router: gatewayTrafficRouter({ url: gateway.url }) }));
+  api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, routerFor: () => gatewayTrafficRouter({ url: gw.url }) }));
 }, 120_000);
 
 afterAll(async () => {

@@ -50,7 +50,7 @@ const startedAt = Date.now();
 beforeAll(async () => {
   env = await startDevServer();
   worker = await startTestWorker(env);
-  api = await serveApi({ client: env.client, config: { namespace: env.namespace ?? 'default', taskQueue: worker.taskQueue, temporalUiUrl: 'http://ui.test' }, router: worker.router });
+  api = await serveApi({ client: env.client, config: { namespace: env.namespace ?? 'default', taskQueue: worker.taskQueue, temporalUiUrl: 'http://ui.test' }, routerFor: () => worker.router });
   const live = await hit({ method: 'POST', path: '/v1/rollouts', json: validSpec(`${PREFIX}-live`, { steps: [{ weight: 10, bake: '30m' }, { weight: 100 }] }) });
   expect(live.status).toBe(201);
   liveRunId = (live.json.links.temporalUi as string).split('/').at(-2)!;

@@ -3,7 +3,19 @@
  * records every route it is given, and a metric source whose per-version traffic is scripted.
  */
 import { emptyVersionMetrics, observe, type MetricsSample, type VersionMetrics } from '../../src/analysis/metrics';
-import type { MetricSource, Notifier, RolloutEvent, TrafficRoute, TrafficRouter } from '../../src/activities/types';
+import type { ActivityDeps } from '../../src/activities';
+import type { MetricReading, MetricSource, Notifier, RolloutEvent, TrafficRoute, TrafficRouter } from '../../src/activities/types';
+
+/** One router, metric source and notifier for every rollout, whatever its spec's kinds. */
+export interface TestAdapters {
+  router: TrafficRouter;
+  metrics: MetricSource;
+  notifier: Notifier;
+}
+
+export function fixedAdapters({ router, metrics, notifier }: TestAdapters): ActivityDeps {
+  return { routerFor: () => router, metricsFor: () => metrics, notifier };
+}
 
 export class RecordingRouter implements TrafficRouter {
   readonly routes: TrafficRoute[] = [];
@@ -76,7 +88,11 @@ export class ScriptedMetrics implements MetricSource {
    */
   splitBy?: { router: RecordingRouter; totalRequests: number };
 
-  async read(): Promise<MetricsSample> {
+  async read(): Promise<MetricReading> {
+    return { kind: 'cumulative', sample: await this.readCumulative() };
+  }
+
+  async readCumulative(): Promise<MetricsSample> {
     if (this.failing) throw new Error('metrics backend unavailable');
     if (this.failedAttempts < this.failuresPerRead) {
       this.failedAttempts += 1;

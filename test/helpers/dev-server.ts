@@ -14,7 +14,8 @@ import { createWorker } from '../../src/worker';
 import { RecordingNotifier, RecordingRouter, ScriptedMetrics, healthy, type TrafficProfile } from './adapters';
 import { bundleRolloutWorkflows, createDevServerEnv, uniqueTaskQueue } from './temporal';
 
-export { RecordingNotifier, RecordingRouter, ScriptedMetrics, healthy, type TrafficProfile } from './adapters';
+export { RecordingNotifier, RecordingRouter, ScriptedMetrics, fixedAdapters, healthy, type TrafficProfile } from './adapters';
+import { fixedAdapters } from './adapters';
 export { uniqueTaskQueue } from './temporal';
 
 /** A candidate whose every check fails the default thresholds (5% errors, p95 800 ms). */
@@ -77,7 +78,7 @@ export async function startTestWorker(env: TestWorkflowEnvironment, options: Tes
   const worker = await createWorker(
     env.nativeConnection,
     { namespace, taskQueue },
-    { router, metrics, notifier },
+    fixedAdapters({ router, metrics, notifier }),
     { workflowsPath: undefined, workflowBundle: await workflowBundle() },
   );
   const running = worker.run();

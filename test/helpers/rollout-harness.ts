@@ -6,6 +6,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../src/activities';
+import { fixedAdapters, type TestAdapters } from './adapters';
 import type { RolloutSpec } from '../../src/spec';
 import { rolloutWorkflowId } from '../../src/workflows/messages';
 import type { rollout } from '../../src/workflows/rollout';
@@ -37,7 +38,7 @@ export function useTimeSkippingServer(): TimeSkippingServer {
 export async function runRollout<T>(
   server: TimeSkippingServer,
   spec: RolloutSpec,
-  deps: ActivityDeps,
+  deps: TestAdapters | ActivityDeps,
   body: (handle: WorkflowHandle<typeof rollout>) => Promise<T>,
   options: { historyLimit?: number } = {},
 ): Promise<T> {
@@ -47,7 +48,7 @@ export async function runRollout<T>(
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: server.bundle(),
-    activities: createActivities(deps),
+    activities: createActivities('router' in deps ? fixedAdapters(deps) : deps),
   });
   return worker.runUntil(async () => {
     const handle = await env.client.workflow.start<typeof rollout>('rollout', {

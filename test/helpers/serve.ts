@@ -11,6 +11,12 @@ export interface ServePorts {
 /** Inherited settings that would point the stack at something other than what the test started, or change how it is reached. */
 const INHERITED_SETTINGS = [
   'TEMPORAL_ADDRESS',
+  'TEMPORAL_TLS',
+  'TEMPORAL_TLS_CA',
+  'TEMPORAL_TLS_CERT',
+  'TEMPORAL_TLS_KEY',
+  'TEMPORAL_TLS_SERVER_NAME',
+  'TEMPORAL_API_KEY',
   'TEMPORAL_UI_URL',
   'API_TOKEN',
   'GATEWAY_URL',

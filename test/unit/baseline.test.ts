@@ -10,7 +10,7 @@ import { makeSpec } from '../helpers/specs';
 const V1 = { version: 'v1', url: 'http://127.0.0.1:9001' };
 const V2 = { version: 'v2', url: 'http://127.0.0.1:9002' };
 
-const route = (...versions: TrafficRoute['versions']): TrafficRoute => ({ target: 'chat', salt: 'live-salt', versions });
+const route = (...versions: TrafficRoute['versions']): TrafficRoute => ({ target: 'chat', routerState: { salt: 'live-salt' }, versions });
 
 function request(overrides: Record<string, unknown> = {}): RolloutRequest {
   const parsed = parseRolloutRequest({ target: 'chat', baseline: V1, candidate: { version: 'v3', url: 'http://127.0.0.1:9003' }, steps: [{ weight: 100 }], ...overrides });
@@ -96,7 +96,7 @@ describe('the route compensation restores', () => {
     const spec = makeSpec({ target: 'chat' });
     const state = newRolloutState('rollout-chat', spec, null, '2025-01-01T00:00:00.000Z');
     state.routeBefore = null;
-    expect(routeToRestore(state)).toEqual({ target: 'chat', salt: 'rollout-chat', versions: [{ ...spec.baseline, weight: 100 }] });
+    expect(routeToRestore(state)).toEqual({ target: 'chat', versions: [{ ...spec.baseline, weight: 100 }] });
     const captured = route({ ...V2, weight: 0 }, { ...V1, weight: 100 });
     state.routeBefore = captured;
     expect(routeToRestore(state)).toBe(captured);

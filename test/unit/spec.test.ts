@@ -35,6 +35,8 @@ describe('rollout spec', () => {
           { weight: 100, gate: 'auto' },
         ],
         analysis: { judge: 'sequential', readiness: 'required', maxExtensionChecks: 30, interval: 5_000, minRequests: 50, failureLimit: 2, inconclusiveLimit: 0, maxMetricsOutage: 300_000, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 800 } },
+        routing: { kind: 'gateway' },
+        metrics: { kind: 'gateway' },
       },
     });
   });
@@ -107,7 +109,7 @@ describe('rollout spec', () => {
     ['a relative candidate url', (s: any) => (s.candidate.url = '/v2'), 'candidate.url', /http\(s\) URL/],
     ['a version with spaces', (s: any) => (s.baseline.version = 'v 1'), 'baseline.version', /letters, digits/],
     ['equal versions', (s: any) => (s.candidate.version = 'v1'), 'candidate.version', /must differ from baseline.version/],
-    ['a missing baseline', (s: any) => delete s.baseline, 'baseline', /object with "version" and "url"/],
+    ['a missing baseline', (s: any) => delete s.baseline, 'baseline', /object with "version"/],
     ['no steps', (s: any) => (s.steps = []), 'steps', /at least one step/],
     ['steps that are not an array', (s: any) => (s.steps = 'fast'), 'steps', /must be an array/],
     ['a zero weight', (s: any) => (s.steps[0].weight = 0), 'steps.0.weight', /above 0/],
@@ -157,8 +159,8 @@ describe('rollout spec', () => {
     const result = parseRolloutSpec({ ...valid(), steps: [{ weight: 0.01, bake: '30s' }, { weight: 12.5, bake: '30s' }, { weight: 100 }] });
     expect(result.ok && result.spec.steps.map((s) => s.weight)).toEqual([0.01, 12.5, 100]);
     if (!result.ok) return;
-    expect(routeAt(result.spec, 'id', 0.07).versions.map((v) => v.weight)).toEqual([99.93, 0.07]);
-    expect(routeAt(result.spec, 'id', 12.5).versions.map((v) => v.weight)).toEqual([87.5, 12.5]);
+    expect(routeAt(result.spec, 0.07).versions.map((v) => v.weight)).toEqual([99.93, 0.07]);
+    expect(routeAt(result.spec, 12.5).versions.map((v) => v.weight)).toEqual([87.5, 12.5]);
   });
 
   test('every problem is reported at once, cross-field rules included', () => {
@@ -175,5 +177,30 @@ describe('rollout spec', () => {
 
   test.each([null, 42, 'spec', [1, 2]])('a spec that is not an object (%j) is one clear issue', (input) => {
     expect(issuesOf(input)).toEqual([{ path: '(root)', message: 'the rollout spec must be a JSON object' }]);
+  });
+});
+
+describe('rollout spec: routing and metrics adapters', () => {
+  const issuesOf = (input: unknown) => {
+    const result = parseRolloutSpec(input);
+    return result.ok ? [] : result.issues;
+  };
+
+  test('an unknown kind is refused, naming the kinds there are', () => {
+    const routing = issuesOf({ ...valid(), routing: { kind: 'envoy' } });
+    expect(routing).toEqual([expect.objectContaining({ path: expect.stringMatching(/^routing/), message: expect.stringMatching(/routing\.kind must be one of "gateway"/) })]);
+    const metrics = issuesOf({ ...valid(), metrics: { kind: 'datadog' } });
+    expect(metrics).toEqual([expect.objectContaining({ path: expect.stringMatching(/^metrics/), message: expect.stringMatching(/metrics\.kind must be one of "gateway"/) })]);
+  });
+
+  test("an option the kind does not have is refused, naming it (the gateway's are the worker's settings)", () => {
+    const issues = issuesOf({ ...valid(), routing: { kind: 'gateway', url: 'http://elsewhere:8080' } });
+    expect(issues).toEqual([expect.objectContaining({ path: 'routing', message: expect.stringMatching(/unknown field\(s\): url/) })]);
+  });
+
+  test('a router that sends traffic to URLs needs each version\'s url', () => {
+    const spec = valid() as any;
+    delete spec.candidate.url;
+    expect(issuesOf(spec)).toEqual([{ path: 'candidate.url', message: expect.stringMatching(/candidate\.url is required with routing\.kind "gateway"/) }]);
   });
 });

@@ -64,10 +64,10 @@ describe('step policy', () => {
     const ds = drive(ctx, [...Array.from({ length: 14 }, () => pass({ wait: { reason: 'needs_evidence', message: 'not yet: error rate', candidateRequests: 1234.2 }, candidateRate: 10 })), ready]);
     expect(ds.map((d) => d.kind)).toEqual([...Array(9).fill('bake'), 'extend', 'extend', 'hold', 'hold', 'hold', 'end']);
     const held = ds[11]!;
-    expect(held).toMatchObject({ kind: 'hold', gate: true, waiting: { reason: 'needs_evidence', estimate: { candidateRequests: 1235, seconds: 124 } } });
+    expect(held).toMatchObject({ kind: 'hold', gate: true, waiting: { reason: 'needs_evidence', estimate: { candidateRequests: 1235, seconds: 150 } } }); // 124 s of traffic: the fifth 30 s check
     if (held.kind !== 'hold') throw new Error('unreachable');
     expect(held.waiting.message).toMatch(/^holding at 25%: after 12 checks the evidence does not yet bound every metric below its tolerance \(not yet: error rate\), which going beyond 25% requires/);
-    expect(held.waiting.message).toMatch(/about 1235 more candidate requests, about 2m4s at the current traffic\.$/);
+    expect(held.waiting.message).toMatch(/about 1235 more candidate requests, about 2m30s at the current traffic\.$/);
   });
 
   test('the gate is about the next weight: before 100% too, never from 100%, and not under readiness advisory or a non-adaptive judge', () => {
@@ -91,7 +91,7 @@ describe('step policy', () => {
     const failed: CheckOutcome = { verdict: 'fail', reasons: ['error rate 9% above 5%'], ready: false, marginal: false };
     const ds = drive(ctx, [...Array.from({ length: 10 }, () => pass()).slice(0, 9), thin, failed, pass()]);
     expect(ds.slice(9).map((d) => d.kind)).toEqual(['hold', 'hold', 'end']);
-    expect(ds[9]).toMatchObject({ waiting: { reason: 'thin_traffic', estimate: { candidateRequests: 38, seconds: 95 } } });
+    expect(ds[9]).toMatchObject({ waiting: { reason: 'thin_traffic', estimate: { candidateRequests: 38, seconds: 120 } } }); // whole checks: 95 s of traffic is four
     expect(ds[10]).toMatchObject({ waiting: { reason: 'failed_check', message: expect.stringMatching(/check failed \(1 of failureLimit 3\)/) } });
   });
 

@@ -18,7 +18,7 @@ const server = useTimeSkippingServer();
 /** What serves the target before the rollout: v1 (the spec's baseline, its URL with a slash), a salt of its own, an old version left at 0%. */
 const liveRoute = (target: string): TrafficRoute => ({
   target,
-  salt: 'salt-before-the-rollout',
+  routerState: { salt: 'salt-before-the-rollout' },
   versions: [
     { version: 'v0', url: 'http://127.0.0.1:9000', weight: 0 },
     { version: 'v1', url: 'http://127.0.0.1:9001/', weight: 100 },
@@ -79,7 +79,7 @@ describe('the route before the rollout', () => {
   test('no longer the spec\'s baseline at attach (changed after the API checked it): the rollout fails, nothing changed', async () => {
     const spec = makeSpec();
     const router = new RecordingRouter();
-    const now: TrafficRoute = { target: spec.target, salt: 's', versions: [{ version: 'v3', url: 'http://127.0.0.1:9003', weight: 100 }] };
+    const now: TrafficRoute = { target: spec.target, versions: [{ version: 'v3', url: 'http://127.0.0.1:9003', weight: 100 }] };
     router.live.set(spec.target, structuredClone(now));
     await runRollout(server, spec, { router, metrics: new ScriptedMetrics(), notifier: new RecordingNotifier() }, async (handle) => {
       const result = await handle.result();

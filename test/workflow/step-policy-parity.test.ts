@@ -5,9 +5,9 @@
  * weight, verdict and what the step policy made of it — and end the same way.
  */
 import type { MetricsSample } from '../../src/analysis/metrics';
-import type { MetricSource } from '../../src/activities/types';
+import type { MetricReading, MetricSource } from '../../src/activities/types';
 import { JUDGES } from '../../bench/judge/judges';
-import { BAKE, LADDER, runRollout as runBenchRollout, type CheckRecord } from '../../bench/judge/rollout';
+import { BAKE, LADDER, runRollout as runBenchRollout, type CheckRecord, waitingRecord } from '../../bench/judge/rollout';
 import { addSamples, emptySample, intervalAt, newRollout, type Rollout, type World } from '../../bench/judge/simulator';
 import type { Decision, RolloutStatus } from '../../src/workflows/status';
 import { RecordingNotifier, RecordingRouter } from '../helpers/adapters';
@@ -32,7 +32,7 @@ class SimulatedMetrics implements MetricSource {
     private readonly router: RecordingRouter,
   ) {}
 
-  async read(): Promise<MetricsSample> {
+  async read(): Promise<MetricReading> {
     if (this.reads > 0) {
       const k = this.reads - 1;
       const route = this.router.routes[this.router.routes.length - 1];
@@ -41,7 +41,7 @@ class SimulatedMetrics implements MetricSource {
       if (!this.rollout.missing[k]) this.reported = this.served;
     }
     this.reads += 1;
-    return structuredClone(this.reported);
+    return { kind: 'cumulative', sample: structuredClone(this.reported) };
   }
 }
 
@@ -55,7 +55,10 @@ const spec = (target: string) =>
     analysis: { interval: '30s' },
   });
 
-const seen = (d: Pick<Decision, 'step' | 'weight' | 'verdict' | 'then'>): CheckRecord => ({ step: d.step, weight: d.weight, verdict: d.verdict, action: d.then!.action });
+const seen = (d: Pick<Decision, 'step' | 'weight' | 'verdict' | 'then' | 'waiting'>): CheckRecord => {
+  const waiting = waitingRecord(d.waiting);
+  return { step: d.step, weight: d.weight, verdict: d.verdict, action: d.then!.action, ...(waiting ? { waiting } : {}) };
+};
 
 describe('the step policy: the workflow and the judge benchmark decide alike', () => {
   test.each([

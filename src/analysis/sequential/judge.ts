@@ -22,6 +22,7 @@
  */
 import type { Judge, JudgeInput, Judgement, Verdict } from '../judge';
 import { summarize, type Histogram, type VersionMetrics } from '../metrics';
+import { medianOfLatest, passageCdf } from './first-passage';
 import { chooseBoundaryIndex, exceedances, isValidHistogram, scaleToleranceRatio } from './boundary';
 import { resolveOptions, type SequentialJudgeOptions, type SequentialJudgeOptionsInput } from './options';
 import {
@@ -31,7 +32,7 @@ import {
   newRatioEvidence,
   observedRatio,
   regressionLogE,
-  trialsUntilReady,
+  readinessPassage,
   upperConfidenceBound,
   type RatioEvidence,
 } from './ratio-test';
@@ -375,23 +376,30 @@ function testedMetrics(state: SequentialState): MetricName[] {
  */
 function needsEvidence(options: SequentialJudgeOptions, state: SequentialState, digests: Digests, weight: number): NonNullable<Judgement<SequentialState>['wait']> {
   const unready = testedMetrics(state).filter((name) => !digests[name].ready);
-  const needs: Array<number | undefined> = unready.map((name) => {
+  // Each unready metric's wait as a CDF over candidate requests; the step waits for the latest (its median is reported).
+  const waits: Array<{ cdf: (n: number) => number; typical: number } | undefined> = unready.map((name) => {
     if (name !== 'errors' && state[name].boundaryMs === null) return undefined; // still calibrating its boundary
     const evidence = evidenceOf(state, name);
-    const byRatio = trialsUntilReady(evidence, options.readyAlpha, weight / 100);
+    const byRatio = readinessPassage(evidence, options.readyAlpha, weight / 100);
     const bound = digests[name].rateBound;
     const baselineRate = evidence.baselineTrials > 0 ? evidence.baselineEvents / evidence.baselineTrials : 0;
+    // The rate bound's wait is nearly certain (rare events barely move it); either way makes errors ready.
     const byRate = bound ? requestsUntilRateBound(evidence.candidateEvents, evidence.candidateTrials, bound.limit, options.readyAlpha, baselineRate) : undefined;
-    const known = [byRatio, byRate].filter((x): x is number => x !== undefined);
-    return known.length > 0 ? Math.min(...known) : undefined;
+    if (byRatio === undefined && byRate === undefined) return undefined;
+    if (byRatio === 0 || byRate === 0) return { cdf: () => 1, typical: 0 };
+    const rateCdf = (n: number) => (byRate !== undefined && n >= byRate ? 1 : 0);
+    if (byRatio === undefined) return { cdf: rateCdf, typical: byRate! };
+    return { cdf: (n) => Math.max(rateCdf(n), passageCdf(n, byRatio)), typical: Math.min(byRatio.mean, byRate ?? Infinity) };
   });
   const shortOfMinimum = Math.max(0, options.readyMinRequests - state.totals.candidateRequests);
   const parts: string[] = unready.map((name) => `${LABEL[name]}${digests[name].upperBound === undefined ? ' (ratio unbounded so far)' : ` (ratio ≤ ${sig(digests[name].upperBound!)} so far, tolerance ${sig(evidenceOf(state, name).r0)}×)`}`);
   if (shortOfMinimum > 0) parts.push(`${state.totals.candidateRequests} of the ${options.readyMinRequests} candidate requests readiness needs`);
   // A detail for the step policy's sentence ("the evidence does not yet bound every metric below its tolerance (…)").
   const message = parts.length > 0 ? `not yet: ${parts.join('; ')}` : 'no comparison yet';
-  if (needs.some((n) => n === undefined)) return { reason: 'needs_evidence', message };
-  return { reason: 'needs_evidence', message, candidateRequests: Math.max(shortOfMinimum, ...(needs as number[])) };
+  if (waits.some((w) => w === undefined)) return { reason: 'needs_evidence', message };
+  const known = waits as Array<{ cdf: (n: number) => number; typical: number }>;
+  const median = medianOfLatest(known.map((w) => w.cdf), 4 * Math.max(1, ...known.map((w) => w.typical)));
+  return { reason: 'needs_evidence', message, candidateRequests: Math.max(shortOfMinimum, median) };
 }
 
 function metricReport(options: SequentialJudgeOptions, state: SequentialState, name: MetricName, d: Digest): MetricReport {

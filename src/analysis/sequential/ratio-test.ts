@@ -52,6 +52,7 @@
  * α_ready; inverting over the grid gives a confidence sequence whose upper end is reported as
  * `upperBound` (the smallest grid ratio above which every grid ratio is rejected).
  */
+import type { Passage } from './first-passage';
 
 /** Geometric grid spacing: 2^(1/8) ≈ 1.09. */
 export const GRID_STEP = Math.pow(2, 1 / 8);
@@ -333,4 +334,36 @@ export function trialsUntilReady(evidence: RatioEvidence, alpha: number, candida
     else lo = mid;
   }
   return hi;
+}
+
+/**
+ * The readiness e-process's first passage as a distribution (first-passage.ts): trialsUntilReady
+ * is its mean path's crossing; the spread comes from the alternative that dominates the mixture
+ * there, whose log-likelihood gains per candidate trial at ratio 1 form a compound Poisson walk
+ * (events at p_A·(1 + a) per candidate trial, each a candidate's with probability 1/(1 + a)),
+ * variance p_A·(1 + a)·E[X²]. 0 when ready already; undefined when trialsUntilReady cannot tell.
+ */
+export function readinessPassage(evidence: RatioEvidence, alpha: number, candidateShare: number): Passage | 0 | undefined {
+  const mean = trialsUntilReady(evidence, alpha, candidateShare);
+  if (mean === undefined || mean === 0) return mean;
+  const pA = evidence.baselineEvents / evidence.baselineTrials;
+  const a = (1 - candidateShare) / candidateShare;
+  const r0 = evidence.r0;
+  const share = (r: number) => r / (r + a); // a trial's event is the candidate's, at ratio r
+  const truth = share(1);
+  const base = evidence.logLik[R0_INDEX]!;
+  let best: { at: number; drift: number; variance: number } | undefined;
+  for (const m of LOWER_STEPS.filter((m) => R0_INDEX - m >= 0)) {
+    const r = r0 * Math.pow(GRID_STEP, -m);
+    const up = Math.log(share(r) / share(r0));
+    const down = Math.log((1 - share(r)) / (1 - share(r0)));
+    const events = pA * (1 + a);
+    const drift = events * (truth * up + (1 - truth) * down);
+    const variance = events * (truth * up * up + (1 - truth) * down * down);
+    const at = evidence.logLik[R0_INDEX - m]! - base + mean * drift;
+    if (drift > 0 && (!best || at > best.at)) best = { at, drift, variance };
+  }
+  if (!best) return undefined;
+  const distance = mean * best.drift;
+  return { mean, shape: (distance * distance) / best.variance };
 }

@@ -1,0 +1,38 @@
+/** The embedded gateway's own counts as a MetricSource: GET /admin/metrics/:target (cumulative per version). */
+import { z } from 'zod';
+import { emptyVersionMetrics, type VersionMetrics } from '../../analysis/metrics';
+import { requestJson } from '../http';
+import { defineAdapter } from '../registry';
+import type { GatewayOptions } from '../routers/gateway';
+import type { MetricQuery, MetricSource } from '../types';
+
+interface GatewayMetricsResponse {
+  target: string;
+  versions: Record<string, VersionMetrics>;
+}
+
+/** `metrics: { kind: "gateway" }`: what the worker's gateway (GATEWAY_URL) counted. It sees only traffic it routes. */
+export const gatewayMetrics = defineAdapter({
+  kind: 'gateway',
+  options: z.strictObject({ kind: z.literal('gateway') }),
+  sees: ['gateway'],
+  create: (_options, settings): MetricSource => gatewayMetricSource({ url: settings.gatewayUrl, adminToken: settings.gatewayAdminToken }),
+});
+
+export function gatewayMetricSource({ url, adminToken }: GatewayOptions): MetricSource {
+  return {
+    async read({ target, baseline, candidate }: MetricQuery) {
+      const body = await requestJson<GatewayMetricsResponse>({
+        method: 'GET',
+        url: `${url}/admin/metrics/${encodeURIComponent(target)}`,
+        token: adminToken,
+      });
+      // A version the gateway has not seen yet has served nothing.
+      const sample = {
+        baseline: body.versions[baseline.version] ?? emptyVersionMetrics(),
+        candidate: body.versions[candidate.version] ?? emptyVersionMetrics(),
+      };
+      return { kind: 'cumulative', sample };
+    },
+  };
+}

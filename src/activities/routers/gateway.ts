@@ -1,0 +1,57 @@
+/** The embedded gateway (src/gateway) as a TrafficRouter: PUT /admin/routes/:target, GET to read it back. */
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { requestJson, requestJsonOrAbsent } from '../http';
+import { defineAdapter } from '../registry';
+import type { RouteChange, TrafficRoute, TrafficRouter } from '../types';
+
+export interface GatewayOptions {
+  /** Base URL of the gateway, e.g. http://127.0.0.1:8080. */
+  url: string;
+  adminToken?: string;
+}
+
+/** The gateway's route as GET /admin/routes/:target answers it (src/gateway/routes.ts, `Route`). */
+const gatewayRoute = z.object({
+  versions: z.array(z.object({ name: z.string(), url: z.string(), weight: z.number() })).min(1),
+  salt: z.string(),
+});
+
+/** `routing: { kind: "gateway" }`: the gateway the worker is configured with (GATEWAY_URL). */
+export const gatewayRouter = defineAdapter({
+  kind: 'gateway',
+  options: z.strictObject({ kind: z.literal('gateway') }),
+  versionUrls: 'required',
+  create: (_options, settings): TrafficRouter => gatewayTrafficRouter({ url: settings.gatewayUrl, adminToken: settings.gatewayAdminToken }),
+});
+
+export function gatewayTrafficRouter({ url, adminToken }: GatewayOptions): TrafficRouter {
+  const routeUrl = (target: string) => `${url}/admin/routes/${encodeURIComponent(target)}`;
+  const router: TrafficRouter = {
+    async setWeights(route: TrafficRoute, change: RouteChange) {
+      const versions = route.versions.map((v) => {
+        if (!v.url) throw ApplicationFailure.nonRetryable(`version ${v.version} of ${route.target} has no url: the embedded gateway sends traffic to URLs`, 'InvalidRoute');
+        return { name: v.version, url: v.url, weight: v.weight };
+      });
+      // The salt fixes which users hash to the candidate: one per rollout (or the captured route's own).
+      const salt = route.routerState?.salt ?? change.rolloutId;
+      await requestJson({ method: 'PUT', url: routeUrl(route.target), token: adminToken, body: { versions, salt } });
+    },
+
+    async readRoute(target: string) {
+      // 404 `unknown_target`: the gateway has no route for it (src/gateway/admin.ts).
+      const body = await requestJsonOrAbsent<unknown>({ method: 'GET', url: routeUrl(target), token: adminToken }, 'unknown_target');
+      if (body === undefined) return undefined;
+      const parsed = gatewayRoute.safeParse(body);
+      if (!parsed.success) {
+        throw ApplicationFailure.nonRetryable(`GET ${routeUrl(target)} answered something that is not a route: ${JSON.stringify(body).slice(0, 300)}`, 'UpstreamRejected');
+      }
+      return {
+        target,
+        versions: parsed.data.versions.map((v) => ({ version: v.name, url: v.url, weight: v.weight })),
+        routerState: { salt: parsed.data.salt },
+      };
+    },
+  };
+  return router;
+}
