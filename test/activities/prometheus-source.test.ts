@@ -91,14 +91,14 @@ function istioExposition(): string {
   const t = (now - istioStart) / 1000;
   const lines: string[] = [];
   const requests = (reporter: string, version: string, code: string, perSecond: number) =>
-    lines.push(`istio_requests_total{reporter="${reporter}",destination_service_name="${TARGET}",destination_version="${version}",response_code="${code}"} ${perSecond * t}`);
+    lines.push(`istio_requests_total{reporter="${reporter}",destination_canonical_service="${TARGET}",destination_version="${version}",response_code="${code}"} ${perSecond * t}`);
   requests('destination', 'v1', '200', 10);
   requests('destination', 'v1', '503', 1);
   requests('destination', 'v2', '200', 5); // no 5xx series at all: errors are 0
   requests('source', 'v1', '200', 1000); // the calling side's report of the same requests: not counted
   const buckets = (version: string, perSecond: Record<string, number>) => {
     for (const [le, n] of Object.entries(perSecond)) {
-      lines.push(`istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="${TARGET}",destination_version="${version}",le="${le}"} ${n * t}`);
+      lines.push(`istio_request_duration_milliseconds_bucket{reporter="destination",destination_canonical_service="${TARGET}",destination_version="${version}",le="${le}"} ${n * t}`);
     }
   };
   buckets('v1', { '25': 4, '50': 8, '100': 10, '+Inf': 11 });

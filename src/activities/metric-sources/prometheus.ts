@@ -104,16 +104,18 @@ export const PROMETHEUS_PRESETS: Record<PresetName, Preset> = {
   },
   /**
    * Istio's standard metrics as the destination's sidecar reports them (`reporter="destination"`,
-   * so nothing is counted twice): `$target` is the Service (`destination_service_name`), the
+   * so nothing is counted twice): `$target` is the canonical service (`destination_canonical_service`:
+   * the pods' `service.istio.io/canonical-name`, `app.kubernetes.io/name` or `app` label, the same
+   * for every version — a per-version Service would split `destination_service_name`), the
    * version its pods' `version` label (`destination_version`); errors are 5xx responses. Resource
    * figures from cAdvisor and DCGM, by the version's pods (OF_VERSION_PODS).
    */
   istio: {
-    requests: 'sum(increase(istio_requests_total{reporter="destination",destination_service_name="$target",destination_version="$version"}[$interval]))',
+    requests: 'sum(increase(istio_requests_total{reporter="destination",destination_canonical_service="$target",destination_version="$version"}[$interval]))',
     errors:
-      'sum(increase(istio_requests_total{reporter="destination",destination_service_name="$target",destination_version="$version",response_code=~"5.."}[$interval]))',
+      'sum(increase(istio_requests_total{reporter="destination",destination_canonical_service="$target",destination_version="$version",response_code=~"5.."}[$interval]))',
     latency: {
-      query: 'sum by (le) (increase(istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="$target",destination_version="$version"}[$interval]))',
+      query: 'sum by (le) (increase(istio_request_duration_milliseconds_bucket{reporter="destination",destination_canonical_service="$target",destination_version="$version"}[$interval]))',
       le: 'milliseconds',
     },
     cpuSeconds: `sum(increase(container_cpu_usage_seconds_total{${CONTAINERS}}[$interval]) * ${OF_VERSION_PODS})`,

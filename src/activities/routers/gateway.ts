@@ -35,7 +35,10 @@ export function gatewayTrafficRouter({ url, adminToken }: GatewayOptions): Traff
       });
       // The salt fixes which users hash to the candidate: one per rollout (or the captured route's own).
       const salt = route.routerState?.salt ?? change.rolloutId;
-      await requestJson({ method: 'PUT', url: routeUrl(route.target), token: adminToken, body: { versions, salt } });
+      // The gateway answers with the route it now serves (stored, then in its table): verified when it is this one.
+      const served = gatewayRoute.safeParse(await requestJson<unknown>({ method: 'PUT', url: routeUrl(route.target), token: adminToken, body: { versions, salt } }));
+      const same = served.success && served.data.salt === salt && JSON.stringify(served.data.versions.map((v) => [v.name, v.weight])) === JSON.stringify(versions.map((v) => [v.name, v.weight]));
+      if (!same) throw new Error(`the gateway at ${url} did not confirm the route of ${route.target} it was given (${JSON.stringify(served.success ? served.data : served.error.issues).slice(0, 300)})`);
     },
 
     async readRoute(target: string) {
