@@ -55,20 +55,32 @@ export interface NotifyInput {
   event: RolloutEvent;
 }
 
+/**
+ * An input scheduled before routing was chosen per rollout (a bare TrafficRoute) still works: a
+ * rollout that was compensating across the upgrade must still get its traffic back.
+ */
+function routeInput(input: RouteInput | TrafficRoute): RouteInput {
+  return 'route' in input ? input : { routing: { kind: 'gateway' }, route: input };
+}
+
 export function createActivities({ routerFor, metricsFor, notifier }: ActivityDeps) {
   return {
-    async setTrafficWeights({ routing, route }: RouteInput): Promise<void> {
+    async setTrafficWeights(input: RouteInput): Promise<void> {
+      const { routing, route } = routeInput(input);
       const split = route.versions.map((v) => `${v.version}=${v.weight}%`).join(' ');
       log.info(`setting traffic weights for ${route.target} (${routing.kind}): ${split}`);
       const { workflowExecution } = Context.current().info;
       await routerFor(routing).setWeights(route, { rolloutId: workflowExecution?.workflowId ?? route.target });
     },
     /** What the target serves now (undefined: no route); the rollout captures it before its first change. */
-    async readTrafficRoute({ routing, target }: ReadRouteInput): Promise<TrafficRoute | undefined> {
+    async readTrafficRoute(input: ReadRouteInput): Promise<TrafficRoute | undefined> {
+      const { routing, target } = typeof input === 'string' ? { routing: { kind: 'gateway' } as const, target: input } : input; // see routeInput
       return routerFor(routing).readRoute(target);
     },
     /** Per-version figures: cumulative counters (the workflow diffs two readings) or the window's own. */
-    async collectMetrics({ metrics, query }: MetricsInput): Promise<MetricReading> {
+    async collectMetrics(input: MetricsInput): Promise<MetricReading> {
+      // Scheduled before metrics were chosen per rollout: the gateway's counters, for the same versions (see routeInput).
+      const { metrics, query } = 'query' in input ? input : { metrics: { kind: 'gateway' } as const, query: { ...(input as MetricQuery), window: { startMs: 0, endMs: 0 } } };
       return metricsFor(metrics).read(query);
     },
     async notify({ destination, event }: NotifyInput): Promise<void> {

@@ -342,7 +342,9 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   /** The metric source's reading for `window`, or why it could not be read (cancellation passes through). */
   async function readMetrics(window: MetricWindow): Promise<MetricReading | { failed: string }> {
     try {
-      return await collectMetrics({ metrics: spec.metrics, query: { target: spec.target, baseline: spec.baseline, candidate: spec.candidate, window } });
+      const reading: MetricReading | MetricsSample = await collectMetrics({ metrics: spec.metrics, query: { target: spec.target, baseline: spec.baseline, candidate: spec.candidate, window } });
+      // A reading in a history from before sources were chosen per rollout: the gateway's cumulative counters.
+      return 'kind' in reading ? reading : { kind: 'cumulative', sample: reading };
     } catch (err) {
       if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
       return { failed: describeError(err) };
