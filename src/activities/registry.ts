@@ -24,6 +24,8 @@ export interface AdapterKind<Schema extends OptionsSchema, Adapter> {
    * `unused`, the router knows where versions serve (its options name them) and a `url` is refused.
    */
   versionUrls?: 'required' | 'unused';
+  /** What the options need of the spec's versions (e.g. a backend for each), as issues under the options' path. */
+  checkVersions?(options: z.output<Schema>, versions: readonly string[]): Array<{ path: Array<string | number>; message: string }>;
   /** For a metric source: the routing kinds whose traffic it can see (undefined: any). */
   sees?: readonly string[];
   create(options: z.output<Schema>, settings: AdapterSettings): Adapter;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { METRIC_SOURCES } from '../activities/metric-sources';
+import type { AdapterKind, OptionsSchema } from '../activities/registry';
 import { ROUTERS } from '../activities/routers';
 import { sequentialOptionsSchema } from '../analysis/sequential/schema';
 import { formatDuration, parseDuration } from './duration';
@@ -242,6 +243,11 @@ function adapterRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.Refin
         ctx.addIssue({ code: 'custom', path: [role, 'url'], message: `${role}.url is not read with routing.kind "${routing.kind}": its options say where each version serves` });
       }
     }
+  }
+  const versions = [spec.baseline?.version, spec.candidate?.version].filter((v): v is string => typeof v === 'string');
+  const checkVersions = (routing as AdapterKind<OptionsSchema, unknown> | undefined)?.checkVersions;
+  if (checkVersions && typeof spec.routing === 'object' && spec.routing !== null) {
+    for (const issue of checkVersions(spec.routing, versions)) ctx.addIssue({ code: 'custom', path: ['routing', ...issue.path], message: issue.message });
   }
   if (routing && metrics?.sees && !metrics.sees.includes(routing.kind)) {
     ctx.addIssue({

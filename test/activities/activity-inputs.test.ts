@@ -24,9 +24,9 @@ const versions = { target: 'chat', baseline: { version: 'v1' }, candidate: { ver
 
 test("today's inputs name the adapter kinds", async () => {
   const { acts, router, asked, env } = activities();
-  await env.run(acts.setTrafficWeights, { routing: { kind: 'gateway' }, route });
-  expect(await env.run(acts.readTrafficRoute, { routing: { kind: 'gateway' }, target: 'chat' })).toEqual(route);
-  expect((await env.run(acts.collectMetrics, { metrics: { kind: 'gateway' }, query: { ...versions, window: { startMs: 0, endMs: 1 } } })).kind).toBe('cumulative');
+  await env.run(acts.setTrafficWeights, { routing: { kind: 'gateway' as const }, route });
+  expect(await env.run(acts.readTrafficRoute, { routing: { kind: 'gateway' as const }, target: 'chat' })).toEqual(route);
+  expect(((await env.run(acts.collectMetrics, { metrics: { kind: 'gateway' as const }, query: { ...versions, window: { startMs: 0, endMs: 1 } } })) as { kind: string }).kind).toBe('cumulative');
   expect(router.splits()).toEqual(['100']);
   expect(asked).toEqual(['routing gateway', 'routing gateway', 'metrics gateway']);
 });
@@ -35,7 +35,7 @@ test('inputs scheduled before adapters were chosen per rollout go to the embedde
   const { acts, router, asked, env } = activities();
   await env.run(acts.setTrafficWeights, route as never);
   expect(await env.run(acts.readTrafficRoute, 'chat' as never)).toEqual(route);
-  expect((await env.run(acts.collectMetrics, versions as never)).kind).toBe('cumulative');
+  expect(((await env.run(acts.collectMetrics, versions as never)) as { kind: string }).kind).toBe('cumulative');
   expect(router.splits()).toEqual(['100']);
   expect(asked).toEqual(['routing gateway', 'routing gateway', 'metrics gateway']);
 });

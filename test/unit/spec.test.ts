@@ -198,6 +198,22 @@ describe('rollout spec: routing and metrics adapters', () => {
     expect(issues).toEqual([expect.objectContaining({ path: 'routing', message: expect.stringMatching(/unknown field\(s\): url/) })]);
   });
 
+  test('the Gateway API router needs a backend for each version, and no URLs', () => {
+    const spec = valid() as any;
+    const issues = issuesOf({
+      ...spec,
+      routing: { kind: 'gateway-api', namespace: 'models', httpRoute: 'chat', rule: { index: 0 }, backends: { v1: { name: 'chat-v1', port: 80 } } },
+      metrics: { kind: 'prometheus', url: 'http://127.0.0.1:9090', preset: 'istio' },
+    });
+    expect(issues.map((i) => i.path)).toEqual(['baseline.url', 'candidate.url', 'routing.backends']);
+    expect(issues[2]!.message).toMatch(/routing\.backends has no entry for version v2/);
+  });
+
+  test('the embedded gateway\'s counts see only traffic it routes: another router needs another metric source', () => {
+    const issues = issuesOf({ ...valid(), routing: { kind: 'nginx', configDir: '/etc/nginx/model-canary', listen: '8081' } });
+    expect(issues).toEqual([{ path: 'metrics.kind', message: expect.stringMatching(/metrics\.kind "gateway" sees only traffic routed by "gateway", and routing\.kind is "nginx"/) }]);
+  });
+
   test('a router that sends traffic to URLs needs each version\'s url', () => {
     const spec = valid() as any;
     delete spec.candidate.url;

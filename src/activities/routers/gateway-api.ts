@@ -89,6 +89,10 @@ export const gatewayApiRouter = defineAdapter({
   kind: 'gateway-api',
   options: gatewayApiOptions,
   versionUrls: 'unused',
+  checkVersions: (options, versions) =>
+    versions
+      .filter((version) => !options.backends[version])
+      .map((version) => ({ path: ['backends'], message: `routing.backends has no entry for version ${version}: give its Service, e.g. "${version}": { "name": "…", "port": 8000 }` })),
   create: (options, settings): TrafficRouter => gatewayApiTrafficRouter(options, settings),
 });
 
