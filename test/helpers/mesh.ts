@@ -35,10 +35,11 @@
  * with per-version Services (`chat-v1`, `chat-v2`, as the backendRefs name them) that differs by
  * version. This double reports `targetService` in both labels.
  */
-import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { LATENCY_BUCKETS_MS } from '../../src/analysis/metrics';
+import type { BackendRef } from '../../src/activities/routers/gateway-api';
+import { listen } from './http';
 import type { KubeCluster } from './kube';
 
 export interface MeshOptions {
@@ -70,14 +71,6 @@ export interface Mesh {
   close(): Promise<void>;
 }
 
-interface BackendRef {
-  group?: string;
-  kind?: string;
-  name: string;
-  namespace?: string;
-  port?: number;
-  weight?: number;
-}
 interface HttpRouteMatch {
   path?: { type?: 'Exact' | 'PathPrefix' | 'RegularExpression'; value?: string };
   headers?: Array<{ type?: 'Exact' | 'RegularExpression'; name: string; value: string }>;
@@ -202,21 +195,16 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
     req.pipe(upstream);
   };
 
-  const server = createServer((req, res) => {
+  const server = await listen((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) reply(res, 500, String(err));
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
 
   return {
-    url: `http://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
+    url: server.url,
+    host: `127.0.0.1:${server.port}`,
     served: () => ({ ...counts }),
     route: () => current,
     async synced(resourceVersion, timeoutMs = 10_000) {
@@ -231,10 +219,7 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
       stopped = true;
       clearInterval(timer);
       await polling;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await server.close();
       agent.destroy();
     },
   };

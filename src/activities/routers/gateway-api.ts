@@ -113,7 +113,8 @@ const GROUP = 'gateway.networking.k8s.io';
 const API_VERSION = 'v1';
 const PLURAL = 'httproutes';
 
-interface BackendRef {
+/** An HTTPRoute rule's backendRef (Gateway API v1), as far as the router reads it. */
+export interface BackendRef {
   group?: string;
   kind?: string;
   name: string;
