@@ -26,7 +26,8 @@ declare -A pinned=(
 )
 packages=(tmux chromium fonts-dejavu-core etcd-server prometheus docker-compose nginx)
 
-installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }
+# No `| grep -q` here: under pipefail, grep's early exit can kill dpkg with SIGPIPE and fail the check.
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 version_of() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
 
 missing=()
@@ -47,7 +48,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   specs=()
   for p in "${missing[@]}"; do
     want="${pinned[$p]:-}"
-    if [ -n "$want" ] && apt-cache madison "$p" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | grep -qxF "$want"; then
+    if [ -n "$want" ] && apt-cache madison "$p" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | grep -xF "$want" >/dev/null; then
       specs+=("$p=$want")
     else
       echo "note: Debian no longer serves $p $want; installing its current $(apt-cache policy "$p" | awk '/Candidate:/ {print $2}')"
