@@ -32,7 +32,7 @@ retry() {
   done
 }
 
-serving() { temporal operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null | grep -q SERVING; }
+serving() { [[ "$(temporal operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null)" == *SERVING* ]]; }
 namespace_exists() { temporal operator namespace describe --address "$TEMPORAL_ADDRESS" --namespace "$namespace" >/dev/null 2>&1; }
 # The type the server lists for attribute $1 in the namespace ("" when it has none).
 attribute_type() {
