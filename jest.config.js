@@ -5,6 +5,9 @@
  */
 const esmOnly = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose'];
 
+/** Run after the rest, one at a time (jest.components.config.js). */
+const componentSuites = require('./test/component-suites').map((p) => `<rootDir>/${p.replace(/\./g, '\\.')}`);
+
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
@@ -14,8 +17,9 @@ module.exports = {
   },
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  // test/long runs on its own (`npm run test:long`, jest.long.config.js).
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/long/'],
+  // test/long runs on its own (`npm run test:long`, jest.long.config.js); the suites of real
+  // third-party components run after the rest, one at a time (jest.components.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/long/', ...componentSuites],
   testTimeout: 120_000,
   // Suites share 2 cores with Temporal servers; run files one or two at a time.
   maxWorkers: 2,
