@@ -12,14 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
 import { createApp } from '../../src/api/app';
-import { loadConfig } from '../../src/config';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
 import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
 import { startGateway, type Gateway } from '../../src/gateway/server';
 import type { RolloutRequestInput } from '../../src/spec';
-import { createWorker, defaultActivityDeps } from '../../src/worker';
 import type { RolloutStatus } from '../../src/workflows/status';
-import { startDevServer, uniqueTaskQueue, workflowBundle } from '../helpers/dev-server';
+import { startControlPlane } from '../helpers/control-plane';
+import { startDevServer, workflowBundle } from '../helpers/dev-server';
 import { e2eSpec, getRoute, putRoute, weightsOf, type RouteView } from '../helpers/e2e';
 import { eventually, freePorts, listen, request, type Listening } from '../helpers/http';
 import { uniqueTarget } from '../helpers/specs';
@@ -47,20 +46,12 @@ beforeAll(async () => {
   Object.assign(models, { v1, v2, v3 });
   gateway = gw;
 
-  const taskQueue = uniqueTaskQueue('e2e-live');
-  const namespace = env.namespace ?? 'default';
-  const config = { ...loadConfig({}), namespace, taskQueue, gatewayUrl: gateway.url };
-  const worker = await createWorker(env.nativeConnection, config, defaultActivityDeps(config), { workflowsPath: undefined, workflowBundle: await workflowBundle() });
-  const running = worker.run();
-  running.catch(() => undefined);
-  cleanups.push(async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await running.catch(() => undefined);
-  });
-  const apiConfig = { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' };
-  api = await listen(createApp({ client: env.client, config: apiConfig, routerFor: () => gatewayTrafficRouter({ url: gateway.url }) }));
-  blindApi = await listen(createApp({ client: env.client, config: apiConfig, routerFor: () => gatewayTrafficRouter({ url: `http://127.0.0.1:${deadPort}` }) }));
-  cleanups.push(() => api.close(), () => blindApi.close());
+  const control = await startControlPlane(env, { gatewayUrl: gateway.url });
+  cleanups.push(() => control.stop());
+  api = control.api;
+  // The same control plane, but an API whose router cannot be read.
+  blindApi = await listen(createApp({ client: env.client, config: control.config, routerFor: () => gatewayTrafficRouter({ url: `http://127.0.0.1:${deadPort}` }) }));
+  cleanups.push(() => blindApi.close());
 }, 120_000);
 
 afterAll(async () => {

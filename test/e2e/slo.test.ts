@@ -10,18 +10,15 @@ import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
-import { createApp } from '../../src/api/app';
-import { loadConfig } from '../../src/config';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
 import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
 import { startGateway, type Gateway } from '../../src/gateway/server';
 import type { SloReport } from '../../src/analysis/sequential';
-import { createWorker, defaultActivityDeps } from '../../src/worker';
 import type { RolloutStatus } from '../../src/workflows/status';
-import { startDevServer, uniqueTaskQueue, workflowBundle } from '../helpers/dev-server';
+import { startControlPlane } from '../helpers/control-plane';
+import { startDevServer, workflowBundle } from '../helpers/dev-server';
 import { e2eSpec, getRoute, putRoute, weightsOf } from '../helpers/e2e';
-import { eventually, freePorts, listen, request, type Listening } from '../helpers/http';
+import { eventually, freePorts, request, type Listening } from '../helpers/http';
 import { uniqueTarget } from '../helpers/specs';
 
 let env: TestWorkflowEnvironment | undefined;
@@ -47,17 +44,9 @@ beforeAll(async () => {
   models.push(baseline, candidate);
   gateway = gw;
 
-  const taskQueue = uniqueTaskQueue('e2e-slo');
-  const namespace = env.namespace ?? 'default';
-  const config = { ...loadConfig({}), namespace, taskQueue, gatewayUrl: gateway.url };
-  const worker = await createWorker(env.nativeConnection, config, defaultActivityDeps(config), { workflowsPath: undefined, workflowBundle: await workflowBundle() });
-  const running = worker.run();
-  running.catch(() => undefined);
-  stops.push(async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await running.catch(() => undefined);
-  });
-  api = await listen(createApp({ client: env.client, config: { namespace, taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, routerFor: () => gatewayTrafficRouter({ url: gw.url }) }));
+  const control = await startControlPlane(env, { gatewayUrl: gw.url });
+  stops.push(() => control.stop());
+  api = control.api;
 }, 120_000);
 
 afterAll(async () => {
@@ -65,7 +54,6 @@ afterAll(async () => {
     traffic.stop();
     await traffic.done.catch(() => undefined);
   }
-  await api?.close();
   for (const stop of stops.reverse()) await stop().catch(() => undefined);
   await gateway?.close(1_000);
   await Promise.all(models.map((m) => m.close()));
