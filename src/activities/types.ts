@@ -29,6 +29,30 @@ export interface TrafficRoute {
    * hashing salt), as the router's readRoute gave them: opaque to the workflow.
    */
   routerState?: Record<string, string>;
+  /**
+   * Only requests whose `header` has one of `values` are split by the weights; every other
+   * request goes to `others` (the baseline). Absent: every request is split.
+   */
+  match?: RouteMatch;
+  /** A shadow step: copies of `percent`% of the requests served by `from` go to `to`, whose answers nobody sees. */
+  mirror?: RouteMirror;
+}
+
+export interface RouteMatch {
+  /** Header name, lower case. */
+  header: string;
+  values: string[];
+  /** The version that requests without a matching header get. */
+  others: string;
+}
+
+export interface RouteMirror {
+  from: string;
+  to: string;
+  /** Percent of `from`'s requests copied (0 < percent ≤ 100). */
+  percent: number;
+  /** Where a sample of the pairs is posted to be judged: `{prompt, baseline, candidate}` → `{verdict}` or `{score}`. */
+  evaluator?: { url: string; sample: number };
 }
 
 /** Who asks for a change: routers that hash users keep a rollout's hashing fixed by it. */

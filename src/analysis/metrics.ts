@@ -40,12 +40,86 @@ export interface VersionMetrics {
    * a fraction 0..1 of the cache's blocks in use (vLLM's `vllm:kv_cache_usage_perc`).
    */
   kvCacheUsage?: number;
+  /**
+   * LLM traffic (OpenAI-compatible completions, JSON or SSE), when the source measures it. Time
+   * to first token: from the request to the first chunk that carries content (for a JSON answer,
+   * to its whole body). Inter-token latency: one observation per gap between content chunks.
+   */
+  timeToFirstToken?: Histogram;
+  interTokenLatency?: Histogram;
+  llm?: LlmCounts;
+}
+
+/** A per-request quantity summed over requests, with its squares (for its variance). */
+export interface Moments {
+  sum: number;
+  sumSquares: number;
+}
+
+/** What a version's LLM answers held, summed over the requests recognised as LLM requests. */
+export interface LlmCounts {
+  /** Completed LLM requests (2xx, body read to its end) whose tokens are counted below. */
+  requests: number;
+  /** Tokens per request: from `usage` when the answer gives it, else counted from the content. */
+  inputTokens: Moments;
+  outputTokens: Moments;
+  /** Σ input·output tokens per request: with the moments above, the variance of a priced cost. */
+  inputOutputSum: number;
+  /** Seconds from the first to the last content chunk, summed: output tokens/s = outputTokens.sum / this. */
+  generationSeconds: number;
+  /** Answers with `finish_reason: "length"` (cut off at max tokens). */
+  truncated: number;
+  /** Requests that asked for structured output (`response_format` json_object or json_schema)... */
+  structured: number;
+  /** ...and those of them whose answer content does not parse as JSON. */
+  invalidStructured: number;
+}
+
+/**
+ * A shadow step's mirrored pairs (same request to both versions; users see the baseline's
+ * answer), cumulative like the version counters. For each paired metric, how many pairs the
+ * candidate did worse and better than the baseline on (ties counted in neither): errors (one side
+ * failed), latency and timeToFirstToken (more than PAIR_MARGIN× slower or faster), outputTokens
+ * (more than PAIR_MARGIN× more or fewer), invalidOutput (one side's structured answer did not
+ * parse), verdict (the evaluator's better/same/worse or the sign of its score).
+ */
+export interface ShadowSample {
+  /** Mirrored requests sent to the candidate, and those dropped (queue full: the candidate was slow). */
+  mirrored: number;
+  dropped: number;
+  /** Pairs with both answers complete. */
+  pairs: number;
+  worse: Partial<Record<PairedMetric, number>>;
+  better: Partial<Record<PairedMetric, number>>;
+  /** Pairs posted to the evaluator, and those whose evaluation failed (not counted in verdict). */
+  evaluated: number;
+  evaluatorErrors: number;
+}
+
+export const PAIRED_METRICS = ['errors', 'latency', 'timeToFirstToken', 'outputTokens', 'invalidOutput', 'verdict'] as const;
+export type PairedMetric = (typeof PAIRED_METRICS)[number];
+/** A pair is a tie unless one side is more than this factor slower (or longer) than the other. */
+export const PAIR_MARGIN = 1.1;
+
+export function emptyLlmCounts(): LlmCounts {
+  return {
+    requests: 0,
+    inputTokens: { sum: 0, sumSquares: 0 },
+    outputTokens: { sum: 0, sumSquares: 0 },
+    inputOutputSum: 0,
+    generationSeconds: 0,
+    truncated: 0,
+    structured: 0,
+    invalidStructured: 0,
+  };
 }
 
 /** Both versions' metrics for the same span of time. */
 export interface MetricsSample {
   baseline: VersionMetrics;
   candidate: VersionMetrics;
+  /** A shadow step's mirrored pairs, when the source records them (the embedded gateway). */
+  shadow?: ShadowSample;
 }
 
 /**
