@@ -30,11 +30,18 @@ export function startDevServer(): Promise<TestWorkflowEnvironment> {
   return createDevServerEnv();
 }
 
-/** Worker and workflow logs at WARN (set TEMPORAL_TEST_LOG_LEVEL=INFO to see them all). */
+/**
+ * Worker and workflow logs at ERROR: tests fail activities on purpose, and each failed attempt's
+ * WARN with its stack trace buried the test results in CI's output (set
+ * TEMPORAL_TEST_LOG_LEVEL=WARN or INFO to see them).
+ */
+export function testLogLevel(): ConstructorParameters<typeof DefaultLogger>[0] {
+  return (process.env.TEMPORAL_TEST_LOG_LEVEL ?? 'ERROR') as ConstructorParameters<typeof DefaultLogger>[0];
+}
+
 function quietRuntime(): void {
   try {
-    const level = (process.env.TEMPORAL_TEST_LOG_LEVEL ?? 'WARN') as ConstructorParameters<typeof DefaultLogger>[0];
-    Runtime.install({ logger: new DefaultLogger(level) });
+    Runtime.install({ logger: new DefaultLogger(testLogLevel()) });
   } catch {
     // already installed in this process (by another helper or test): keep it
   }

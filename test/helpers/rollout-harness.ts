@@ -5,6 +5,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { testLogLevel } from './dev-server';
 import { createActivities, type ActivityDeps } from '../../src/activities';
 import { fixedAdapters, type TestAdapters } from './adapters';
 import type { RolloutSpec } from '../../src/spec';
@@ -19,7 +20,7 @@ export interface TimeSkippingServer {
 
 /** Registers beforeAll/afterAll hooks that start and tear down the server for this file. */
 export function useTimeSkippingServer(): TimeSkippingServer {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new DefaultLogger(testLogLevel()) });
   let env: TestWorkflowEnvironment | undefined;
   let bundle: WorkflowBundleWithSourceMap | undefined;
   beforeAll(async () => {
