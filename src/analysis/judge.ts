@@ -4,6 +4,7 @@
  * it in `state`, which the workflow stores and carries through continue-as-new.
  */
 import type { AnalysisSpec } from '../spec/schema';
+import type { Pricing } from './gate-metrics';
 import type { MetricsSample, VersionSummary } from './metrics';
 import type { WaitReason } from '../workflows/step-policy';
 
@@ -13,8 +14,14 @@ export interface JudgeInput {
   analysis: AnalysisSpec;
   /** The candidate's configured traffic share during the interval, percent. */
   candidateWeight: number;
-  /** Metrics of the interval just ended, both versions. */
+  /** Metrics of the interval just ended, both versions (and a shadow step's mirrored pairs). */
   interval: MetricsSample;
+  /** A shadow step: the candidate serves no user; its mirrored answers are compared in pairs. */
+  shadow?: boolean;
+  /** The step splits only requests matching a header (`match`): shares of all traffic are not the weight. */
+  matched?: boolean;
+  /** The versions' token prices (spec `pricing`), for the cost metric. */
+  pricing?: { baseline?: Pricing; candidate?: Pricing };
 }
 
 export interface Judgement<State> {

@@ -193,9 +193,11 @@ export function intervalBetween(previous: VersionMetrics | undefined, current: V
     errors: current.errors - previous.errors,
     latency: histogramDelta(previous.latency, current.latency),
   };
-  if (current.timeToFirstByte) {
-    result.timeToFirstByte = previous.timeToFirstByte ? histogramDelta(previous.timeToFirstByte, current.timeToFirstByte) : current.timeToFirstByte;
+  for (const key of ['timeToFirstByte', 'timeToFirstToken', 'interTokenLatency'] as const) {
+    const now = current[key];
+    if (now) result[key] = previous[key] ? histogramDelta(previous[key], now) : now;
   }
+  if (current.llm) result.llm = previous.llm ? llmDelta(previous.llm, current.llm) : current.llm;
   const cpu = delta(previous.cpuSeconds, current.cpuSeconds);
   if (cpu !== undefined) result.cpuSeconds = cpu;
   if (current.memoryBytes !== undefined) result.memoryBytes = current.memoryBytes; // a gauge, not a counter
@@ -203,9 +205,42 @@ export function intervalBetween(previous: VersionMetrics | undefined, current: V
 }
 
 export function sampleBetween(previous: MetricsSample | undefined, current: MetricsSample): MetricsSample {
-  return {
+  const sample: MetricsSample = {
     baseline: intervalBetween(previous?.baseline, current.baseline),
     candidate: intervalBetween(previous?.candidate, current.candidate),
+  };
+  if (current.shadow) sample.shadow = shadowBetween(previous?.shadow, current.shadow);
+  return sample;
+}
+
+/** Counters that only grow, diffed field by field; a counter that went down means a restart (the newer reading is the interval). */
+function llmDelta(previous: LlmCounts, current: LlmCounts): LlmCounts {
+  const moments = (a: Moments, b: Moments): Moments => ({ sum: b.sum - a.sum, sumSquares: b.sumSquares - a.sumSquares });
+  const delta: LlmCounts = {
+    requests: current.requests - previous.requests,
+    inputTokens: moments(previous.inputTokens, current.inputTokens),
+    outputTokens: moments(previous.outputTokens, current.outputTokens),
+    inputOutputSum: current.inputOutputSum - previous.inputOutputSum,
+    generationSeconds: current.generationSeconds - previous.generationSeconds,
+    truncated: current.truncated - previous.truncated,
+    structured: current.structured - previous.structured,
+    invalidStructured: current.invalidStructured - previous.invalidStructured,
+  };
+  const negative = [delta.requests, delta.inputTokens.sum, delta.outputTokens.sum, delta.truncated, delta.structured, delta.invalidStructured].some((n) => n < 0);
+  return negative ? current : delta;
+}
+
+function shadowBetween(previous: ShadowSample | undefined, current: ShadowSample): ShadowSample {
+  if (!previous || current.pairs < previous.pairs || current.mirrored < previous.mirrored) return current;
+  const counts = (a: ShadowSample['worse'], b: ShadowSample['worse']) => Object.fromEntries(PAIRED_METRICS.filter((m) => b[m] !== undefined).map((m) => [m, Math.max(0, b[m]! - (a[m] ?? 0))]));
+  return {
+    mirrored: current.mirrored - previous.mirrored,
+    dropped: Math.max(0, current.dropped - previous.dropped),
+    pairs: current.pairs - previous.pairs,
+    worse: counts(previous.worse, current.worse),
+    better: counts(previous.better, current.better),
+    evaluated: Math.max(0, current.evaluated - previous.evaluated),
+    evaluatorErrors: Math.max(0, current.evaluatorErrors - previous.evaluatorErrors),
   };
 }
 
@@ -234,6 +269,12 @@ export interface VersionSummary {
   latencyP95Ms?: number;
   latencyP99Ms?: number;
   timeToFirstByteP95Ms?: number;
+  timeToFirstTokenP95Ms?: number;
+  interTokenLatencyP95Ms?: number;
+  /** LLM answers: mean output tokens per request, and the share cut off at max tokens. */
+  outputTokensMean?: number;
+  truncatedRate?: number;
+  invalidOutputRate?: number;
 }
 
 export function summarize(metrics: VersionMetrics): VersionSummary {
@@ -250,6 +291,16 @@ export function summarize(metrics: VersionMetrics): VersionSummary {
   if (p99 !== undefined) summary.latencyP99Ms = round(p99);
   const ttfb = metrics.timeToFirstByte && histogramQuantile(metrics.timeToFirstByte, 0.95);
   if (ttfb !== undefined) summary.timeToFirstByteP95Ms = round(ttfb);
+  const ttft = metrics.timeToFirstToken && histogramQuantile(metrics.timeToFirstToken, 0.95);
+  if (ttft !== undefined) summary.timeToFirstTokenP95Ms = round(ttft);
+  const itl = metrics.interTokenLatency && histogramQuantile(metrics.interTokenLatency, 0.95);
+  if (itl !== undefined) summary.interTokenLatencyP95Ms = round(itl);
+  const llm = metrics.llm;
+  if (llm && llm.requests > 0) {
+    summary.outputTokensMean = round(llm.outputTokens.sum / llm.requests);
+    summary.truncatedRate = round(llm.truncated / llm.requests);
+    if (llm.structured > 0) summary.invalidOutputRate = round(llm.invalidStructured / llm.structured);
+  }
   return summary;
 }
 

@@ -71,7 +71,10 @@ const TRANSFORMS = new Map<z.core.$ZodType, Representation>([
   [stepSchema.shape.bake.unwrap(), DURATION],
   [analysisSchema.shape.interval.unwrap(), DURATION],
   [analysisSchema.shape.maxMetricsOutage.unwrap(), DURATION],
-  [stepSchema.shape.weight, ROUNDED],
+  [stepSchema.shape.weight.unwrap(), ROUNDED],
+  [stepSchema.shape.shadow.unwrap(), ROUNDED],
+  // Lower-cased: a string in, a string out.
+  [stepSchema.shape.match.unwrap().shape.header, ROUNDED],
 ]);
 
 /** Checks zod runs as custom code, spelled out for the document from the constants they use. */

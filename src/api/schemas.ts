@@ -57,6 +57,11 @@ export const versionSummarySchema = z
     latencyP95Ms: z.number().min(0).optional(),
     latencyP99Ms: z.number().min(0).optional(),
     timeToFirstByteP95Ms: z.number().min(0).optional(),
+    timeToFirstTokenP95Ms: z.number().min(0).optional(),
+    interTokenLatencyP95Ms: z.number().min(0).optional(),
+    outputTokensMean: z.number().min(0).optional().describe('LLM answers: mean output tokens per request'),
+    truncatedRate: z.number().min(0).max(1).optional().describe('LLM answers cut off at max tokens (finish_reason "length")'),
+    invalidOutputRate: z.number().min(0).max(1).optional().describe('answers to response_format requests whose content is not JSON'),
   })
   .describe("one version's metrics over a check's interval");
 
@@ -211,6 +216,14 @@ export const trafficRouteSchema = z
     target: z.string(),
     versions: z.array(z.object({ version: z.string(), weight: percent('percent of the traffic'), url: z.string().optional().describe('where the router sends it, as the router names it') })),
     routerState: z.record(z.string(), z.string()).optional().describe("router-private details (the embedded gateway's hashing salt)"),
+    match: z
+      .object({ header: z.string(), values: z.array(z.string()), others: z.string().describe('the version requests without a matching header get') })
+      .optional()
+      .describe('only requests with one of these header values are split by the weights'),
+    mirror: z
+      .object({ from: z.string(), to: z.string(), percent: z.number(), evaluator: z.object({ url: z.string(), sample: z.number() }).optional() })
+      .optional()
+      .describe("a shadow step: copies of percent% of from's requests go to to, whose answers nobody sees"),
   })
   .describe("a target's route as the traffic router has it");
 

@@ -9,7 +9,8 @@
  * error sets `data-errors` (the test opens the page in headless Chromium and reads both).
  */
 import { readFileSync } from 'node:fs';
-import { metricEvidence, METRICS, METRIC_LABELS } from '../client';
+import { GATE_METRICS } from '../analysis/gate-metrics';
+import { metricEvidence, METRICS } from '../client';
 import type { RolloutStatus } from '../workflows/status';
 import { decisionText, humanMs } from './render';
 
@@ -79,7 +80,7 @@ export function reportData(s: RolloutStatus): ReportData {
     const rows = decisions.map((d) => (metricEvidence(d.evidence) ?? []).find((m) => m.metric === metric && !m.calibrating));
     return {
       metric,
-      label: METRIC_LABELS[metric],
+      label: GATE_METRICS[metric].short,
       t,
       // A log scale shows positive values only; e-values are positive.
       eValue: rows.map((m) => (m && m.eValue > 0 ? m.eValue : null)),

@@ -3,11 +3,12 @@
  * clients, defensively — it is data from the wire: per metric (errors, latency, time to first
  * byte) the e-value against the level that rolls back, the bound readiness rests on, ready or not.
  */
+import { GATE_METRIC_NAMES, GATE_METRICS, type GateMetricName } from '../analysis/gate-metrics';
 import type { MetricReport } from '../analysis/sequential';
 
-export const METRICS = ['errors', 'latency', 'ttfb'] as const;
-export type MetricName = (typeof METRICS)[number];
-export const METRIC_LABELS: Record<MetricName, string> = { errors: 'errors', latency: 'latency', ttfb: 'TTFB' };
+/** Every gate metric of the table, in its order; a decision reports the ones its rollout tests. */
+export const METRICS = GATE_METRIC_NAMES;
+export type MetricName = GateMetricName;
 
 export interface MetricEvidence {
   metric: MetricName;
@@ -32,16 +33,16 @@ export function metricEvidence(evidence: Record<string, unknown> | undefined): M
   for (const metric of METRICS) {
     const m = evidence[metric] as Partial<MetricReport> | undefined;
     if (!m || typeof m !== 'object' || !m.tested) continue;
-    const calibrating = metric !== 'errors' && m.boundaryMs === null;
+    const calibrating = m.boundaryMs === null || m.unit === null;
     const bound =
-      metric === 'errors' && m.upperBound === null && typeof m.errorRateUpperBound === 'number'
+      GATE_METRICS[metric].test === 'rate' && m.upperBound === null && typeof m.errorRateUpperBound === 'number'
         ? `rate ≤ ${(m.errorRateUpperBound * 100).toFixed(2)}%`
         : m.upperBound === null || m.upperBound === undefined
           ? 'ratio unbounded'
           : `ratio ≤ ${m.upperBound}`;
     out.push({
       metric,
-      label: METRIC_LABELS[metric],
+      label: GATE_METRICS[metric].short,
       eValue: typeof m.eValue === 'number' ? m.eValue : Number.NaN,
       rollbackAt: typeof m.rollbackAt === 'number' ? m.rollbackAt : Number.NaN,
       ready: m.ready === true,

@@ -7,9 +7,10 @@ import { z } from 'zod';
 import { METRIC_SOURCES } from '../activities/metric-sources';
 import type { AdapterKind, OptionsSchema } from '../activities/registry';
 import { ROUTERS } from '../activities/routers';
+import { GATE_METRIC_NAMES } from '../analysis/gate-metrics';
 import { sequentialOptionsSchema } from '../analysis/sequential/schema';
 import { formatDuration, parseDuration } from './duration';
-import { WEIGHT_RESOLUTION, callbackUrlSchema, isWeightMultiple, targetSchema, upstreamUrlSchema, versionNameSchema } from './patterns';
+import { HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, WEIGHT_RESOLUTION, callbackUrlSchema, isWeightMultiple, targetSchema, upstreamUrlSchema, versionNameSchema } from './patterns';
 
 /**
  * A duration string within [min, max]: nothing a spec says may make time stand still (a zero
@@ -50,23 +51,58 @@ const modelVersion = (role: string) =>
       version: versionNameSchema(`${role}.version`),
       /** Where the version serves: required by routers that send traffic to URLs, refused by the others. */
       url: upstreamUrlSchema(`${role}.url`).optional(),
+      /** Token prices, for the `cost` gate metric (currency units per million tokens). */
+      pricing: z
+        .strictObject({
+          inputPer1M: z.number({ error: `${role}.pricing.inputPer1M must be a number` }).min(0, `${role}.pricing.inputPer1M must be at least 0`),
+          outputPer1M: z.number({ error: `${role}.pricing.outputPer1M must be a number` }).min(0, `${role}.pricing.outputPer1M must be at least 0`),
+        }, { error: `${role}.pricing must be an object with "inputPer1M" and "outputPer1M"` })
+        .optional(),
     },
     { error: `${role} must be an object with "version" (and "url", for the routers that send traffic to URLs)` },
   );
 
-export const stepSchema = z.strictObject({
-  weight: z
-    .number({ error: 'weight must be a number' })
-    .gt(0, 'weight must be above 0')
-    .max(100, 'weight must be at most 100')
-    .refine(isWeightMultiple, `weight must be a percentage in steps of ${WEIGHT_RESOLUTION} (e.g. 12.5 or 0.25)`)
+const percent = (what: string, min: 'above0' | 'atLeast0') =>
+  z
+    .number({ error: `${what} must be a number` })
+    [min === 'above0' ? 'gt' : 'min'](0, `${what} must be ${min === 'above0' ? 'above' : 'at least'} 0`)
+    .max(100, `${what} must be at most 100`)
+    .refine(isWeightMultiple, `${what} must be a percentage in steps of ${WEIGHT_RESOLUTION} (e.g. 12.5 or 0.25)`)
     // Exactly on the resolution from here on: 99.99999999999976 is 100, and every layer sees the same number.
-    .transform((weight) => Number(weight.toFixed(2))),
-  /** How long to hold this weight while checks run; omitted means move on without baking. */
-  bake: duration('bake', SECOND, 30 * DAY).optional(),
-  /** `manual`: after the bake, wait for an operator's approval before the next step. */
-  gate: z.enum(['auto', 'manual'], { error: 'gate must be "auto" or "manual"' }).default('auto'),
-});
+    .transform((weight) => Number(weight.toFixed(2)));
+
+export const stepSchema = z
+  .strictObject({
+    /** The candidate's share of live traffic (of the matching requests, with `match`); 0 on a shadow step, which serves it none. */
+    weight: percent('weight', 'above0').default(0),
+    /**
+     * A shadow step (before any live weight): this percent of the baseline's requests is copied
+     * to the candidate, whose answers nobody sees; the pairs are compared. Embedded gateway only.
+     */
+    shadow: percent('shadow', 'above0').optional(),
+    /** Only requests whose header has one of these values are split by `weight`; the rest stay on the baseline. */
+    match: z
+      .strictObject(
+        {
+          header: z.string({ error: 'match.header must be a string' }).regex(HEADER_NAME_PATTERN, 'match.header must be an HTTP header name (letters, digits and -, at most 100)').transform((h) => h.toLowerCase()),
+          values: z
+            .array(z.string({ error: 'match.values must be strings' }).regex(HEADER_VALUE_PATTERN, 'match.values must be 1-200 visible ASCII characters without quotes or backslashes'), { error: 'match.values must be an array of strings' })
+            .min(1, 'match.values must list at least one value')
+            .max(20, 'match.values may list at most 20 values'),
+        },
+        { error: 'match must be an object with "header" and "values"' },
+      )
+      .optional(),
+    /** How long to hold this weight while checks run; omitted means move on without baking. */
+    bake: duration('bake', SECOND, 30 * DAY).optional(),
+    /** `manual`: after the bake, wait for an operator's approval before the next step. */
+    gate: z.enum(['auto', 'manual'], { error: 'gate must be "auto" or "manual"' }).default('auto'),
+  })
+  .superRefine((step, ctx) => {
+    if (step.shadow !== undefined && step.weight > 0) ctx.addIssue({ code: 'custom', path: ['shadow'], message: 'a step is either live (weight) or shadow (shadow), not both: a shadow step sends users no candidate answer' });
+    if (step.shadow !== undefined && step.match !== undefined) ctx.addIssue({ code: 'custom', path: ['match'], message: 'match is not read on a shadow step: it mirrors the baseline\'s requests, whoever sent them' });
+    if (step.shadow === undefined && step.weight === 0) ctx.addIssue({ code: 'custom', path: ['weight'], message: 'weight is required (or shadow, for a shadow step)' });
+  });
 
 const analysisShape = z.strictObject({
   /**
@@ -102,6 +138,42 @@ const analysisShape = z.strictObject({
    * Sequential judge: SLO guardrails beside the comparison with the baseline, only when given:
    * the candidate fails once its error rate or p95 is credibly above the limit.
    */
+  /**
+   * Sequential judge: the gate metrics to hold the candidate to (src/analysis/gate-metrics.ts),
+   * each with an optional tolerance (ratio candidate/baseline). Omitted: errors, latency and time
+   * to first byte (when measured).
+   */
+  metrics: z
+    .strictObject(
+      Object.fromEntries(
+        GATE_METRIC_NAMES.map((name) => [
+          name,
+          z
+            .strictObject(
+              { tolerance: z.number({ error: `metrics.${name}.tolerance must be a number` }).min(1, `metrics.${name}.tolerance must be at least 1 (a ratio candidate/baseline)`).max(100, `metrics.${name}.tolerance must be at most 100`).optional() },
+              { error: `metrics.${name} must be an object, e.g. {} or { "tolerance": 1.25 }` },
+            )
+            .optional(),
+        ]),
+      ) as Record<(typeof GATE_METRIC_NAMES)[number], z.ZodOptional<z.ZodObject<{ tolerance: z.ZodOptional<z.ZodNumber> }, z.core.$strict>>>,
+      { error: `metrics must be an object naming gate metrics: ${GATE_METRIC_NAMES.map((n) => `"${n}"`).join(', ')}` },
+    )
+    .refine((m) => Object.values(m).some((v) => v !== undefined), 'metrics must name at least one gate metric')
+    .optional(),
+  /**
+   * A shadow step's evaluator: a sample of the mirrored pairs is posted to `url` as
+   * `{prompt, baseline, candidate}`; its `{verdict}` (better | same | worse) or `{score}` enters a
+   * paired sequential test.
+   */
+  evaluator: z
+    .strictObject(
+      {
+        url: callbackUrlSchema('evaluator.url'),
+        sample: z.number({ error: 'evaluator.sample must be a number' }).gt(0, 'evaluator.sample must be above 0').max(1, 'evaluator.sample must be at most 1 (a fraction of the mirrored pairs)').default(0.1),
+      },
+      { error: 'evaluator must be an object with "url" (and "sample")' },
+    )
+    .optional(),
   thresholds: z
     .strictObject({
       maxErrorRate: z.number().min(0, 'maxErrorRate must be between 0 and 1').max(1, 'maxErrorRate must be between 0 and 1').optional(),
@@ -125,7 +197,7 @@ export function unreadAnalysisFields(input: unknown): Array<{ path: Array<string
   const has = (field: string) => given[field] !== undefined;
   const judge = given.judge ?? 'sequential';
   if (judge === 'threshold') {
-    for (const field of ['sequential', 'readiness', 'maxExtensionChecks']) {
+    for (const field of ['sequential', 'readiness', 'maxExtensionChecks', 'metrics', 'evaluator']) {
       if (has(field)) refuse([field], 'only the sequential judge reads it, and analysis.judge is "threshold"');
     }
   }
@@ -204,13 +276,32 @@ function crossFieldRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.Re
   if (typeof baseline === 'string' && baseline === spec.candidate?.version) {
     ctx.addIssue({ code: 'custom', path: ['candidate', 'version'], message: `candidate.version must differ from baseline.version ("${baseline}")` });
   }
+  const analysis = spec.analysis;
+  if (analysis?.metrics?.cost) {
+    for (const role of ['baseline', 'candidate'] as const) {
+      const version = spec[role];
+      // A baseline left out of a request is taken from the live route, which has no prices.
+      if (!version?.pricing) ctx.addIssue({ code: 'custom', path: [role, 'pricing'], message: `${role}.pricing is required: analysis.metrics.cost compares the versions' cost per request` });
+    }
+  }
+  const hasShadow = Array.isArray(spec.steps) && spec.steps.some((step) => typeof step?.shadow === 'number');
+  if (analysis?.evaluator && !hasShadow) {
+    ctx.addIssue({ code: 'custom', path: ['analysis', 'evaluator'], message: 'analysis.evaluator is not read here: it judges the mirrored pairs of a shadow step, and steps has none' });
+  }
   adapterRules(spec, ctx);
   if (!Array.isArray(spec.steps)) return;
   const interval = spec.analysis?.interval;
   const steps = spec.steps as Array<Partial<RolloutStepShape> | undefined>;
   steps.forEach((step, i) => {
     const previous = steps[i - 1]?.weight;
-    if (typeof step?.weight === 'number' && typeof previous === 'number' && step.weight <= previous) {
+    const shadowStep = typeof step?.shadow === 'number';
+    if (shadowStep && steps.slice(0, i).some((s) => typeof s?.weight === 'number' && s.weight > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['steps', i, 'shadow'], message: 'a shadow step must come before every live step (it compares the candidate before any user sees it)' });
+    }
+    if (step?.match && i === steps.length - 1) {
+      ctx.addIssue({ code: 'custom', path: ['steps', i, 'match'], message: 'the last step sends every request to the candidate, so it cannot match a header' });
+    }
+    if (!shadowStep && typeof step?.weight === 'number' && typeof previous === 'number' && previous > 0 && step.weight <= previous) {
       ctx.addIssue({ code: 'custom', path: ['steps', i, 'weight'], message: `weight must be above the previous step's (${previous})` });
     }
     if (typeof step?.bake === 'number' && typeof interval === 'number' && step.bake < interval) {
@@ -249,6 +340,19 @@ function adapterRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.Refin
   if (checkVersions && typeof spec.routing === 'object' && spec.routing !== null) {
     for (const issue of checkVersions(spec.routing, versions)) ctx.addIssue({ code: 'custom', path: ['routing', ...issue.path], message: issue.message });
   }
+  // Route features: a header match needs a router that can express it, a shadow step one that mirrors,
+  // and the mirrored pairs are recorded by the embedded gateway only (its metric source reads them).
+  const supports = (routing as { supports?: readonly string[] } | undefined)?.supports ?? [];
+  (Array.isArray(spec.steps) ? spec.steps : []).forEach((step, i) => {
+    if (!routing || typeof step !== 'object' || step === null) return;
+    if (step.match && !supports.includes('match')) {
+      ctx.addIssue({ code: 'custom', path: ['steps', i, 'match'], message: `steps.${i}.match is not supported by routing.kind "${routing.kind}"` });
+    }
+    if (typeof step.shadow === 'number') {
+      if (!supports.includes('mirror')) ctx.addIssue({ code: 'custom', path: ['steps', i, 'shadow'], message: `steps.${i}.shadow needs a router that mirrors traffic, and routing.kind "${routing.kind}" does not: use the embedded gateway ("gateway")` });
+      else if (metrics && metrics.kind !== 'gateway') ctx.addIssue({ code: 'custom', path: ['steps', i, 'shadow'], message: `steps.${i}.shadow needs metrics.kind "gateway": the embedded gateway records the mirrored pairs` });
+    }
+  });
   if (routing && metrics?.sees && !metrics.sees.includes(routing.kind)) {
     ctx.addIssue({
       code: 'custom',

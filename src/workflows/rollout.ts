@@ -39,7 +39,7 @@ import {
   type OperatorAction,
 } from './messages';
 import { CanaryWeight, RolloutPhase, RolloutTarget, canaryWeightAttribute } from './search-attributes';
-import { newRolloutState, recordDecision, recordEvent, routeAt, routeToRestore, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
+import { newRolloutState, recordDecision, recordEvent, routeAt, routeForStep, routeToRestore, statusOf, upgradeState, weightsOf, type RolloutState } from './state';
 import { reasonsText, type Decision, type DecisionPageRequest, type FinalPhase, type Phase, type RolloutStatus } from './status';
 import type { RolloutEvent, TrafficRoute } from '../activities/types';
 import { decisionSummary } from './summary';
@@ -145,7 +145,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
       if (state.requested.promote) return { kind: 'promote' };
       const step = spec.steps[state.stepIndex]!;
       if (state.stage === 'apply') {
-        await applyRoute(routeAt(spec, step.weight));
+        await applyRoute(routeForStep(spec, step));
         state.stage = 'bake';
         state.bakedMs = 0;
         state.sinceCheckMs = 0;
@@ -278,7 +278,17 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     // Cumulative counters: the interval is the difference of two readings; a windowed source's reading is the interval.
     const interval = reading.kind === 'interval' ? reading.sample : sampleBetween(state.lastReading, reading.sample);
     if (reading.kind === 'cumulative') state.lastReading = reading.sample;
-    const judgement = judge.judge({ analysis: spec.analysis, candidateWeight: step.weight, interval }, state.judgeState);
+    const judgement = judge.judge(
+      {
+        analysis: spec.analysis,
+        candidateWeight: step.weight,
+        interval,
+        ...(step.shadow !== undefined ? { shadow: true } : {}),
+        ...(step.match ? { matched: true } : {}),
+        pricing: { ...(spec.baseline.pricing ? { baseline: spec.baseline.pricing } : {}), ...(spec.candidate.pricing ? { candidate: spec.candidate.pricing } : {}) },
+      },
+      state.judgeState,
+    );
     state.judgeState = judgement.state;
     const check: CheckOutcome = {
       verdict: judgement.verdict,

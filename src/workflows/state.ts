@@ -4,7 +4,7 @@
  */
 import type { MetricsSample } from '../analysis/metrics';
 import type { TrafficRoute } from '../activities/types';
-import type { RolloutSpec } from '../spec/schema';
+import type { RolloutSpec, RolloutStep } from '../spec/schema';
 import { complementWeight } from '../spec/patterns';
 import type { Decision, DecisionPageRequest, EarlierDecisions, MetricsOutage, OperatorEvent, Outcome, Phase, RolloutStatus, Weights } from './status';
 import { isFinal, pageOfDecisions } from './status';
@@ -151,13 +151,22 @@ function keepDecisionsBounded(state: RolloutState): void {
 
 /** The traffic split for a target with the candidate at `candidateWeight` percent. */
 export function routeAt(spec: RolloutSpec, candidateWeight: number): TrafficRoute {
+  const version = (v: RolloutSpec['baseline'], weight: number) => ({ version: v.version, ...(v.url !== undefined ? { url: v.url } : {}), weight });
   return {
     target: spec.target,
-    versions: [
-      { ...spec.baseline, weight: complementWeight(candidateWeight) },
-      { ...spec.candidate, weight: candidateWeight },
-    ],
+    versions: [version(spec.baseline, complementWeight(candidateWeight)), version(spec.candidate, candidateWeight)],
   };
+}
+
+/** A step's route: its weight, and its header match or (a shadow step) its mirror to the candidate. */
+export function routeForStep(spec: RolloutSpec, step: RolloutStep): TrafficRoute {
+  const route = routeAt(spec, step.weight);
+  if (step.match) route.match = { header: step.match.header, values: [...step.match.values], others: spec.baseline.version };
+  if (step.shadow !== undefined) {
+    const evaluator = spec.analysis.evaluator;
+    route.mirror = { from: spec.baseline.version, to: spec.candidate.version, percent: step.shadow, ...(evaluator ? { evaluator: { url: evaluator.url, sample: evaluator.sample } } : {}) };
+  }
+  return route;
 }
 
 /** The split before the rollout: the baseline alone. */

@@ -3,6 +3,7 @@
  * next, e.g. "v3 at 10%: 8.7% errors vs 0.0% on v2 — worse than the 1.2× tolerance allows:
  * rolling back". The judge's reasons and evidence follow it in the decision. Pure.
  */
+import { GATE_METRIC_NAMES, GATE_METRICS } from '../analysis/gate-metrics';
 import type { VersionSummary } from '../analysis/metrics';
 import type { MetricReport, SloReport } from '../analysis/sequential';
 import { formatDuration } from '../spec/duration';
@@ -38,12 +39,6 @@ function figures(versions: Versions, baseline: VersionSummary, candidate: Versio
   return `${errors}${p95} (${candidate.requests} requests)`;
 }
 
-const METRIC_WORDS: Record<string, { what: string; worse: string }> = {
-  errors: { what: 'errors', worse: 'worse than' },
-  latency: { what: 'slow requests', worse: 'slower than' },
-  ttfb: { what: 'slow first bytes', worse: 'slower than' },
-};
-
 /** The sequential judge's failing metric (its e-value past the rollback level), in words. */
 function failure(versions: Versions, decision: Omit<Decision, 'seq' | 'summary'>): string | undefined {
   const evidence = decision.evidence as Record<string, unknown> | undefined;
@@ -57,13 +52,23 @@ function failure(versions: Versions, decision: Omit<Decision, 'seq' | 'summary'>
     const r = slo.latencyP95;
     return `${pct(r.observedRate ?? 0)} of requests slower than ${ms(r.boundaryMs ?? r.limit)} — p95 credibly above the SLO maxLatencyP95Ms ${ms(r.limit)}`;
   }
-  for (const name of ['errors', 'latency', 'ttfb'] as const) {
+  for (const name of GATE_METRIC_NAMES) {
     const report = evidence[name] as MetricReport | undefined;
     if (!report?.tested || !(report.eValue >= report.rollbackAt)) continue;
-    const words = METRIC_WORDS[name]!;
+    const row = GATE_METRICS[name];
+    if (row.test === 'mean') {
+      return `${row.label} ${report.candidateMean ?? '?'} vs ${report.baselineMean ?? '?'} on ${versions.baseline} — more than the ${report.r0}× tolerance allows`;
+    }
     const rate = (side: { events: number; requests: number }) => pct(side.requests > 0 ? side.events / side.requests : 0);
-    const boundary = name === 'errors' || report.boundaryMs == null ? '' : ` (> ${ms(report.boundaryMs)})`;
-    return `${rate(report.candidate)} ${words.what}${boundary} vs ${rate(report.baseline)} on ${versions.baseline} — ${words.worse} the ${report.r0}× tolerance allows`;
+    const boundary = row.test === 'rate' || report.boundaryMs == null ? '' : ` (> ${ms(report.boundaryMs)})`;
+    // Errors and latency are named by their events; every other metric by its name first.
+    const subject = name === 'errors' || name === 'latency' ? '' : `${row.label}: `;
+    const worse = row.test === 'exceedance' ? 'slower than' : 'worse than';
+    return `${subject}${rate(report.candidate)} ${row.events}${boundary} vs ${rate(report.baseline)} on ${versions.baseline} — ${worse} the ${report.r0}× tolerance allows`;
+  }
+  const shadow = evidence.shadow as { metrics?: Record<string, { label: string; worse: number; better: number; pairs: number; r0: number; failed: boolean }> } | null | undefined;
+  for (const m of Object.values(shadow?.metrics ?? {})) {
+    if (m.failed) return `${m.label}: worse in ${m.worse} and better in ${m.better} of ${m.pairs} mirrored pairs — more often worse than the ${m.r0}× tolerance allows`;
   }
   return undefined;
 }
@@ -71,7 +76,7 @@ function failure(versions: Versions, decision: Omit<Decision, 'seq' | 'summary'>
 function isReady(decision: Omit<Decision, 'seq' | 'summary'>): boolean {
   const evidence = decision.evidence as Record<string, MetricReport | undefined> | undefined;
   if (!evidence) return false;
-  const tested = (['errors', 'latency', 'ttfb'] as const).map((m) => evidence[m]).filter((r) => r?.tested);
+  const tested = GATE_METRIC_NAMES.map((m) => evidence[m]).filter((r) => r?.tested);
   return tested.length > 0 && tested.every((r) => r!.ready);
 }
 

@@ -184,7 +184,7 @@ describe('the default (sequential) judge', () => {
     await stopTraffic(run);
 
     expectEnded(final, 'rolled_back');
-    expect(final.outcome!.reason).toMatch(/the sequential judge failed the candidate: errors: candidate \d+\/\d+ \([\d.]+%\) vs baseline 0\/\d+ \(0\.00%\); the e-value [\d.e+]+ reached [\d.]+/);
+    expect(final.outcome!.reason).toMatch(/the sequential judge failed the candidate: error rate: candidate \d+\/\d+ \([\d.]+%\) vs baseline 0\/\d+ \(0\.00%\); the e-value [\d.e+]+ reached [\d.]+/);
     // Sequential: the first failing check rolls back (no failureLimit counting).
     expect(final.decisions.filter((d) => d.verdict === 'fail')).toHaveLength(1);
     expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 100 });

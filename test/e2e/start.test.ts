@@ -76,7 +76,7 @@ it('runs the demo show: v1 → v2 promoted, v2 → v3 rolled back; SIGINT stops 
   const second = statuses.find((s) => s.candidate.version === 'v3');
   expect(first).toMatchObject({ phase: 'promoted', baseline: { version: 'v1' }, weights: { baseline: 0, candidate: 100 } });
   expect(second).toMatchObject({ phase: 'rolled_back', baseline: { version: 'v2' }, weights: { baseline: 100, candidate: 0 } });
-  expect(second!.outcome!.reason).toMatch(/the sequential judge failed the candidate: errors: candidate \d+\/\d+ \([\d.]+%\) vs baseline 0\/\d+/);
+  expect(second!.outcome!.reason).toMatch(/the sequential judge failed the candidate: error rate: candidate \d+\/\d+ \([\d.]+%\) vs baseline 0\/\d+/);
 
   // The gateway serves v2 alone: the route the promotion left (v1 kept at 0%), which the rollback
   // of v3 restored exactly. The show printed every check and both history links.

@@ -104,7 +104,7 @@ describe('sequential judge', () => {
     const j = judge.judge(input(sample(version(600, 30), version(1400, 2))), s0);
     expect(j.verdict).toBe('inconclusive');
     expect(j.reasons[0]).toMatch(/sample-ratio mismatch: the candidate got 30\.00% of 2000 requests against a configured 10%/);
-    expect(j.state.errors.intervals).toBe(0);
+    expect(j.state.processes.errors!.evidence.intervals).toBe(0);
     expect((j.evidence as { srm: { mismatch: boolean } }).srm.mismatch).toBe(true);
   });
 
@@ -127,7 +127,7 @@ describe('sequential judge', () => {
     const noLatency = judge.judge(input(sample({ ...version(100, 1), latency: { boundsMs: [1, 2], counts: [0] } }, version(900, 9))), s0);
     expect(noLatency.verdict).toBe('inconclusive');
     expect(noLatency.reasons.join(' ')).toMatch(/latency: the histogram is missing/);
-    expect(noLatency.state.errors.intervals).toBe(1); // errors still count
+    expect(noLatency.state.processes.errors!.evidence.intervals).toBe(1); // errors still count
   });
 
   it('holds below minRequests, pooling thin intervals until they reach it', () => {
@@ -235,7 +235,7 @@ describe('sequential judge', () => {
       s = j.state;
       if (j.verdict === 'fail') {
         failedAt = k;
-        expect(j.reasons[0]).toMatch(/^errors: candidate \d+\/\d+ .* the e-value [\d.e+]+ reached 166\.7 \(α = 0\.006\)/);
+        expect(j.reasons[0]).toMatch(/^error rate: candidate \d+\/\d+ .* the e-value [\d.e+]+ reached 166\.7 \(α = 0\.006\)/);
       }
     }
     expect(failedAt).toBeGreaterThanOrEqual(0);
@@ -263,19 +263,19 @@ describe('sequential judge', () => {
     const judge = createSequentialJudge();
     let s = judge.initialState();
     const j1 = judge.judge(input(sample(version(300, 3), version(2700, 27))), s);
-    expect(j1.state.latency.evidence.intervals).toBe(0); // the first pool is not tested
-    const first = j1.state.latency.boundaryMs;
+    expect(j1.state.processes.latency!.evidence.intervals).toBe(0); // the first pool is not tested
+    const first = j1.state.processes.latency!.boundaryMs;
     expect(first).not.toBeNull();
     s = j1.state;
     // Both versions twice as slow: this interval is still tested at the earlier boundary...
     const j2 = judge.judge(input(sample(version(300, 3, 2), version(2700, 27, 2))), s);
-    expect(j2.state.latency.evidence.intervals).toBe(1);
-    expect(j2.state.latency.evidence.baselineEvents).toBe(exceedances(version(2700, 27, 2).latency, first!));
+    expect(j2.state.processes.latency!.evidence.intervals).toBe(1);
+    expect(j2.state.processes.latency!.evidence.baselineEvents).toBe(exceedances(version(2700, 27, 2).latency, first!));
     // ...and the next one at a boundary that followed the baseline.
-    expect(j2.state.latency.boundaryMs).toBeGreaterThan(first!);
+    expect(j2.state.processes.latency!.boundaryMs).toBeGreaterThan(first!);
     // r0 was fixed once, from the first pool: the larger of 1.25 and the 10% slow-down's ratio.
-    expect(j2.state.latency.evidence.r0).toBe(j1.state.latency.evidence.r0);
-    expect(j1.state.latency.evidence.r0).toBeGreaterThanOrEqual(1.25);
+    expect(j2.state.processes.latency!.evidence.r0).toBe(j1.state.processes.latency!.evidence.r0);
+    expect(j1.state.processes.latency!.evidence.r0).toBeGreaterThanOrEqual(1.25);
   });
 
   it('state is plain JSON, round-trips, and the evidence is never reset between calls', () => {
@@ -289,11 +289,11 @@ describe('sequential judge', () => {
       const j = judge.judge(input(sample(version(nB, 2, 1, random), version(3000 - nB, 30, 1, random)), w), s);
       const roundTripped = JSON.parse(JSON.stringify(j.state)) as SequentialState;
       expect(roundTripped).toEqual(j.state);
-      expect(j.state.errors.intervals).toBe(previousIntervals + 1);
-      previousIntervals = j.state.errors.intervals;
+      expect(j.state.processes.errors!.evidence.intervals).toBe(previousIntervals + 1);
+      previousIntervals = j.state.processes.errors!.evidence.intervals;
       s = roundTripped;
     }
-    expect(s.errors.candidateTrials).toBe(6 * 150 + 6 * 750);
+    expect(s.processes.errors!.evidence.candidateTrials).toBe(6 * 150 + 6 * 750);
     // Same inputs from a round-tripped state give the same judgement (determinism).
     const x = input(sample(version(750, 8), version(2250, 20)), 25);
     expect(judge.judge(x, s)).toEqual(judge.judge(x, JSON.parse(JSON.stringify(s)) as SequentialState));

@@ -6,9 +6,14 @@
  * it: ratio-test.ts, RESTART_SHARE), so the false-rollback probability of the whole rollout is
  * at most `alpha` however many checks are made and however the steps are timed.
  *
- *  - errors: rate ratio candidate/baseline, H0 ratio ≤ r₀ (ratio-test.ts);
- *  - latency and time-to-first-byte: the same test on the counts of requests slower than a
- *    boundary fixed from the baseline's own early distribution (boundary.ts);
+ *  - each gate metric of the table in src/analysis/gate-metrics.ts: rates (errors, truncated
+ *    answers, invalid structured output) by the rate ratio candidate/baseline, H0 ratio ≤ r₀
+ *    (ratio-test.ts); histograms (latency, TTFB, TTFT, inter-token latency) by the same test on
+ *    the counts of requests slower than a boundary fixed from the baseline's own early
+ *    distribution (boundary.ts); means (output tokens, cost per request) by the same test on
+ *    sums in units of the baseline's dispersion;
+ *  - a shadow step's mirrored pairs: sign tests on how often the candidate did worse than the
+ *    baseline on the same request (its own share of α, shadowAlphaShare);
  *  - SLO guardrails, when the spec gives `analysis.thresholds`: one-sample anytime-valid tests
  *    that the candidate's error rate, or its p95 latency, is above the limit, on the candidate's
  *    cumulative counts at every weight (slo.ts). They get `sloAlphaShare` of α (split evenly),
@@ -21,10 +26,11 @@
  * Temporal workflow code. The state is plain JSON and carries through continue-as-new.
  */
 import type { Judge, JudgeInput, Judgement, Verdict } from '../judge';
-import { summarize, type Histogram, type VersionMetrics } from '../metrics';
+import { DEFAULT_GATE_METRICS, GATE_METRIC_NAMES, GATE_METRICS, PAIRED_LABELS, type GateMetricName, type MeanData } from '../gate-metrics';
+import { summarize, type Histogram, type PairedMetric, type ShadowSample, type VersionMetrics } from '../metrics';
 import { medianOfLatest, passageCdf } from './first-passage';
 import { chooseBoundaryIndex, exceedances, isValidHistogram, scaleToleranceRatio } from './boundary';
-import { resolveOptions, type SequentialJudgeOptions, type SequentialJudgeOptionsInput } from './options';
+import { resolveOptions, type ExceedanceMetricName, type SequentialJudgeOptions, type SequentialJudgeOptionsInput } from './options';
 import {
   addInterval,
   lowerLogE,
@@ -40,31 +46,50 @@ import { rateUpperBound, requestsUntilRateBound } from './rate-bound';
 import { addLatencyInterval, initialSloState, P95_EXCEEDANCE, sloLogE, type SloName, type SloProcess, type SloState } from './slo';
 import { sampleRatioTest, type SrmResult } from './srm';
 
-export type LatencyMetric = 'latency' | 'ttfb';
 type HoldReason = 'thin_traffic' | 'srm' | 'metrics_missing';
-export type MetricName = 'errors' | LatencyMetric;
+/** A gate metric's name (the table in src/analysis/gate-metrics.ts). */
+export type MetricName = GateMetricName;
 
-export interface ExceedanceState {
-  /** Boundary (ms, a bucket edge) for the next interval, chosen from earlier baseline data; null until the first is chosen. */
-  boundaryMs: number | null;
-  /** Baseline histograms pooled since the boundary was last chosen (null when none are pending). */
-  calibration: Histogram | null;
+/**
+ * One gate metric's evidence, carried for the whole rollout. Exceedance metrics also keep their
+ * boundary; mean metrics the dispersion unit their sums are counted in.
+ */
+export interface GateProcess {
   evidence: RatioEvidence;
+  /** Exceedance: the boundary (ms, a bucket edge) for the next interval; null until chosen. */
+  boundaryMs?: number | null;
+  /** Exceedance: baseline histograms pooled since the boundary was last chosen. */
+  calibration?: Histogram | null;
+  /** Mean: Var/mean of the baseline's per-request values (the unit sums are tested in); null until fixed. */
+  unit?: number | null;
+  /** Mean: the baseline's moments pooled until the unit is fixed. */
+  pool?: MeanData | null;
+}
+/** The shape of latency-like processes in states written before the gate-metric table. */
+export type ExceedanceState = Required<Pick<GateProcess, 'evidence' | 'boundaryMs' | 'calibration'>>;
+
+/** A shadow step's paired tests: fixed at its first check. */
+export interface ShadowState {
+  share: number;
+  alphas: Partial<Record<PairedMetric, number>>;
+  evidence: Partial<Record<PairedMetric, RatioEvidence>>;
+  totals: { mirrored: number; dropped: number; pairs: number; evaluated: number; evaluatorErrors: number };
 }
 
 export interface SequentialState {
-  version: 1;
+  version: 2;
   checks: number;
   /** Unused since the step policy counts inconclusive checks; kept in states written before. */
   consecutiveInconclusive?: number;
-  /** Candidate requests since the last conclusive (pass) check. */
+  /** Candidate requests (at a shadow step: mirrored pairs) since the last conclusive (pass) check. */
   pendingCandidateRequests: number;
   totals: { candidateRequests: number; candidateErrors: number; baselineRequests: number; baselineErrors: number };
-  /** α per tested metric, fixed at the first comparison (null before it). */
-  alphas: { errors: number; latency: number; ttfb: number } | null;
-  errors: RatioEvidence;
-  latency: ExceedanceState;
-  ttfb: ExceedanceState;
+  /** α per tested metric, fixed at the first comparison (null before it); the keys are the tested set. */
+  alphas: Partial<Record<MetricName, number>> | null;
+  /** The tested metrics' evidence (and errors', latency's and TTFB's, reported even when untested). */
+  processes: Partial<Record<MetricName, GateProcess>>;
+  /** The shadow step's paired tests, once it has had a check. */
+  shadow?: ShadowState;
   resourceBreaches: number;
   /**
    * SLO guardrails (analysis.thresholds), fixed at the first check: their α and cumulative
@@ -74,6 +99,15 @@ export interface SequentialState {
   slo?: SloState;
   /** Once failed, always failed: the reasons of the first failure. */
   failure: string[] | null;
+}
+
+/** A state as written before the gate-metric table (version 1): errors, latency and TTFB by name. */
+interface SequentialStateV1 extends Omit<SequentialState, 'version' | 'alphas' | 'processes' | 'shadow'> {
+  version: 1;
+  alphas: { errors: number; latency: number; ttfb: number } | null;
+  errors: RatioEvidence;
+  latency: ExceedanceState;
+  ttfb: ExceedanceState;
 }
 
 export const SEQUENTIAL_JUDGE_NAME = 'sequential';
@@ -86,29 +120,44 @@ export function createSequentialJudge(input: SequentialJudgeOptionsInput = {}): 
     failIsFinal: true,
     adaptive: true,
     initialState: () => initialSequentialState(options),
-    judge: (judgeInput, state) => judgeInterval(options, judgeInput, state),
+    judge: (judgeInput, state) => judgeInterval(options, judgeInput, upgradeState(state)),
   };
 }
 
 export function initialSequentialState(options: SequentialJudgeOptions): SequentialState {
-  const exceedance = (r0: number): ExceedanceState => ({ boundaryMs: null, calibration: null, evidence: newRatioEvidence(r0, options.alternatives) });
   return {
-    version: 1,
+    version: 2,
     checks: 0,
     pendingCandidateRequests: 0,
     totals: { candidateRequests: 0, candidateErrors: 0, baselineRequests: 0, baselineErrors: 0 },
     alphas: null,
-    errors: newRatioEvidence(options.tolerances.errors, options.alternatives),
-    latency: exceedance(options.tolerances.latency),
-    ttfb: exceedance(options.tolerances.ttfb),
+    processes: Object.fromEntries(DEFAULT_GATE_METRICS.map((name) => [name, newProcess(options, name, options.tolerances[name])])),
     resourceBreaches: 0,
     failure: null,
   };
 }
 
-/** One metric's evidence in a decision (`evidence.errors`, `.latency`, `.ttfb`). */
+/** A state written before the gate-metric table, read as today's (the same evidence, by name). */
+export function upgradeState(state: SequentialState | SequentialStateV1): SequentialState {
+  if (state.version === 2) return state;
+  const { errors, latency, ttfb, alphas, version: _version, ...rest } = state;
+  const tested = alphas ? Object.fromEntries(Object.entries(alphas).filter(([, a]) => a > 0)) : null;
+  return { ...rest, version: 2, alphas: tested, processes: { errors: { evidence: errors }, latency: { ...latency }, ttfb: { ...ttfb } } };
+}
+
+function newProcess(options: SequentialJudgeOptions, name: MetricName, r0: number): GateProcess {
+  const evidence = newRatioEvidence(r0, options.alternatives);
+  const test = GATE_METRICS[name].test;
+  if (test === 'exceedance') return { evidence, boundaryMs: null, calibration: null };
+  if (test === 'mean') return { evidence, unit: null, pool: null };
+  return { evidence };
+}
+
+/** One metric's evidence in a decision (`evidence.errors`, `.latency`, `.ttft`, …). */
 export interface MetricReport {
   tested: boolean;
+  /** Plain words for the metric ("time to first token"). */
+  label: string;
   alpha: number;
   /** The e-value at which the judge rolls back (1/α). */
   rollbackAt: number;
@@ -123,13 +172,27 @@ export interface MetricReport {
   estimate: number | null;
   observedRatio: number | null;
   intervals: number;
+  /** Events (errors, slow requests; for a mean metric its sum in dispersion units) and requests. */
   candidate: { events: number; requests: number };
   baseline: { events: number; requests: number };
   boundaryMs?: number | null;
   calibrationObservations?: number;
+  /** Mean metrics: the dispersion unit (null while pooling) and each side's mean per request. */
+  unit?: number | null;
+  candidateMean?: number | null;
+  baselineMean?: number | null;
   /** Errors: upper (1 − readyAlpha) bound on the candidate's error rate, and the limit it is held to. */
   errorRateUpperBound?: number;
   errorRateLimit?: number;
+}
+
+interface CheckContext {
+  options: SequentialJudgeOptions;
+  input: JudgeInput;
+  state: SequentialState;
+  hold: (reason: HoldReason, sentence: string) => void;
+  failures: string[];
+  notes: string[];
 }
 
 function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previous: SequentialState): Judgement<SequentialState> {
@@ -153,25 +216,27 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
     holdReason ??= reason;
     holds.push(sentence);
   };
+  const ctx: CheckContext = { options, input, state, hold, failures, notes };
   const A = interval?.baseline;
   const B = interval?.candidate;
+  const shadowStep = input.shadow === true;
   const candidateOk = validCounts(B);
   const baselineOk = validCounts(A);
-  if (!candidateOk) hold('metrics_missing', 'candidate request/error counts are missing or malformed.');
+  if (!shadowStep && !candidateOk) hold('metrics_missing', 'candidate request/error counts are missing or malformed.');
   if (!baselineOk && weight < 100) hold('metrics_missing', 'baseline request/error counts are missing or malformed.');
 
   // Cumulative totals and the hard fast path.
   if (candidateOk) {
     state.totals.candidateRequests += B.requests;
     state.totals.candidateErrors += B.errors;
-    state.pendingCandidateRequests += B.requests;
+    if (!shadowStep) state.pendingCandidateRequests += B.requests;
     addSloInterval(slo, B, notes);
   }
   if (baselineOk) {
     state.totals.baselineRequests += A.requests;
     state.totals.baselineErrors += A.errors;
   }
-  if (candidateOk) {
+  if (candidateOk && !shadowStep) {
     const catastrophe = catastrophic(options, B, baselineOk ? A : undefined, 'in this interval') ??
       catastrophic(options, { requests: state.totals.candidateRequests, errors: state.totals.candidateErrors },
         { requests: state.totals.baselineRequests, errors: state.totals.baselineErrors }, 'since the rollout started');
@@ -179,7 +244,9 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   }
 
   let srm: SrmResult | undefined;
-  if (weight <= 0) {
+  if (shadowStep) {
+    comparePairs(ctx, interval?.shadow);
+  } else if (weight <= 0) {
     hold('thin_traffic', `the candidate's configured weight is ${weight}%, so there is nothing to judge.`);
   } else if (weight >= 100) {
     notes.push('at 100% there is no concurrent baseline; the comparison evidence is carried unchanged.');
@@ -187,7 +254,8 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   } else if (candidateOk && baselineOk) {
     // A version without requests is thin traffic, unless the split itself is off: no candidate
     // request among many at its weight is a sample-ratio mismatch (something is wrong), not a wait.
-    if (A.requests + B.requests > 0) srm = sampleRatioTest(B.requests, A.requests, weight, options.srmAlpha);
+    // With a header match only matching requests are split, so the shares are not the weight's.
+    if (A.requests + B.requests > 0 && !input.matched) srm = sampleRatioTest(B.requests, A.requests, weight, options.srmAlpha);
     if (srm?.mismatch) {
       hold(
         'srm',
@@ -198,21 +266,21 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
     } else if (A.requests === 0) {
       hold('thin_traffic', 'the baseline served no requests in the interval (missing scrape?).');
     } else {
-      updateEvidence(options, state, A, B, hold);
+      updateEvidence(ctx, A, B);
     }
   }
 
   // Rejections (sticky).
   const digests = digest(options, state);
-  const alphas = state.alphas;
-  if (alphas) {
-    for (const name of ['errors', 'latency', 'ttfb'] as const) {
-      const alpha = alphas[name];
-      if (!(alpha > 0)) continue;
-      const evidence = evidenceOf(state, name);
-      const logE = digests[name].logE;
-      if (logE >= Math.log(1 / alpha)) failures.push(regressionSentence(name, state, evidence, logE, alpha));
-    }
+  for (const name of testedMetrics(state)) {
+    const alpha = state.alphas![name]!;
+    const logE = digests[name]!.logE;
+    if (logE >= Math.log(1 / alpha)) failures.push(regressionSentence(name, state.processes[name]!, logE, alpha));
+  }
+  for (const [name, alpha] of pairedMetrics(state)) {
+    const evidence = state.shadow!.evidence[name]!;
+    const logE = regressionLogE(evidence);
+    if (logE >= Math.log(1 / alpha)) failures.push(pairedRegressionSentence(name, evidence, logE, alpha));
   }
 
   // SLO guardrails (sticky like every failure).
@@ -222,7 +290,7 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   }
 
   // Resource use.
-  const resource = resourceCheck(options, A, B);
+  const resource = shadowStep ? { checked: false, breaches: [] } : resourceCheck(options, A, B);
   if (resource.breaches.length > 0) {
     state.resourceBreaches += 1;
     const sentence = `${resource.breaches.join('; ')} (${state.resourceBreaches} check(s) in a row, ${options.resource.breachesToFail} fail).`;
@@ -235,23 +303,21 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   let thinBy: number | undefined;
   if (state.pendingCandidateRequests < analysis.minRequests && holds.length === 0) {
     thinBy = analysis.minRequests - state.pendingCandidateRequests;
-    hold(
-      'thin_traffic',
-      `the candidate served ${state.pendingCandidateRequests} requests since the last conclusive check, fewer than minRequests ${analysis.minRequests}.`,
-    );
+    const what = shadowStep ? `${state.pendingCandidateRequests} mirrored pairs were completed` : `the candidate served ${state.pendingCandidateRequests} requests`;
+    hold('thin_traffic', `${what} since the last conclusive check, fewer than minRequests ${analysis.minRequests}.`);
   }
 
   // Too many inconclusive checks in a row are the step policy's to count (src/workflows/step-policy.ts).
   const verdict: Verdict = failures.length > 0 ? 'fail' : holds.length > 0 ? 'inconclusive' : 'pass';
   if (verdict === 'pass') state.pendingCandidateRequests = 0;
 
-  const readiness = readyMetrics(state, digests);
-  const readyToAdvance =
-    verdict === 'pass' && readiness.every((m) => m.ready) && readiness.length > 0 && state.totals.candidateRequests >= options.readyMinRequests;
-  const marginal = testedMetrics(state).some((name) => digests[name].logE >= 0) || sloProcesses(slo).some(([name, p]) => sloLogE(name, p) >= 0);
+  const readiness = shadowStep ? pairedReadiness(options, state) : testedMetrics(state).map((name) => digests[name]!.ready);
+  const enough = shadowStep || state.totals.candidateRequests >= options.readyMinRequests;
+  const readyToAdvance = verdict === 'pass' && readiness.length > 0 && readiness.every(Boolean) && enough;
+  const marginal = testedMetrics(state).some((name) => digests[name]!.logE >= 0) || sloProcesses(slo).some(([name, p]) => sloLogE(name, p) >= 0);
   let wait: Judgement<SequentialState>['wait'];
   if (verdict === 'inconclusive' && holdReason) wait = { reason: holdReason, message: holds.join(' '), ...(thinBy !== undefined ? { candidateRequests: thinBy } : {}) };
-  else if (verdict === 'pass' && !readyToAdvance) wait = needsEvidence(options, state, digests, weight);
+  else if (verdict === 'pass' && !readyToAdvance) wait = shadowStep ? { reason: 'needs_evidence', message: 'not yet: the paired tests do not yet bound every metric below its tolerance' } : needsEvidence(options, state, digests, weight);
 
   let reasons: string[];
   if (verdict === 'fail') {
@@ -260,31 +326,64 @@ function judgeInterval(options: SequentialJudgeOptions, input: JudgeInput, previ
   } else if (verdict === 'inconclusive') {
     reasons = [...holds, ...notes];
   } else {
-    reasons = [...passSentences(options, state, digests), ...sloPassSentences(slo), ...notes];
+    reasons = [...(shadowStep ? pairedPassSentences(state) : passSentences(options, state, digests)), ...sloPassSentences(slo), ...notes];
     if (readyToAdvance) reasons.push('every metric is bounded below its tolerance: ready to advance.');
   }
   return { verdict, reasons, metrics, evidence: report(options, state, srm, digests), readyToAdvance, marginal, ...(wait ? { wait } : {}), state };
 }
 
-function updateEvidence(options: SequentialJudgeOptions, state: SequentialState, A: VersionMetrics, B: VersionMetrics, hold: (reason: HoldReason, sentence: string) => void): void {
-  const latencyOk = isValidHistogram(A.latency) && isValidHistogram(B.latency) && total(A.latency) > 0 && total(B.latency) > 0;
-  const ttfbOk = isValidHistogram(A.timeToFirstByte) && isValidHistogram(B.timeToFirstByte) && total(A.timeToFirstByte) > 0 && total(B.timeToFirstByte) > 0;
-  if (!state.alphas) {
-    // The tested set is fixed once, from which metrics exist, never from their values.
-    // With SLO guardrails the comparison keeps 1 − their share of α (fixed at the first check).
-    const alpha = options.alpha * (1 - (state.slo?.share ?? 0));
-    const { errors, latency, ttfb } = options.alphaSplit;
-    state.alphas = ttfbOk
-      ? { errors: alpha * errors, latency: alpha * latency, ttfb: alpha * ttfb }
-      : { errors: alpha * errors, latency: alpha * (latency + ttfb), ttfb: 0 };
+/**
+ * The tested set and each metric's α, fixed once at the first comparison from which metrics
+ * exist (never from their values): the spec's `analysis.metrics`, or the table's defaults that
+ * both versions measure. With SLO guardrails and a shadow step, the comparison keeps what their
+ * shares leave of α.
+ */
+function fixTestedSet(ctx: CheckContext, A: VersionMetrics, B: VersionMetrics): void {
+  const { options, state, input } = ctx;
+  const listed = input.analysis.metrics as Partial<Record<MetricName, { tolerance?: number }>> | undefined;
+  const weights: Partial<Record<MetricName, number>> = {};
+  if (listed) {
+    for (const name of GATE_METRIC_NAMES) if (listed[name]) weights[name] = options.alphaSplit[name];
+  } else {
+    for (const name of DEFAULT_GATE_METRICS) {
+      const row = GATE_METRICS[name];
+      const measured = name === 'errors' || (row.test === 'exceedance' && hasData(row.read(A)) && hasData(row.read(B)));
+      if (measured) weights[name] = (weights[name] ?? 0) + options.alphaSplit[name];
+      else if (name === 'ttfb') weights.latency = (weights.latency ?? 0) + options.alphaSplit.ttfb; // TTFB is part of the latency
+    }
   }
-  state.errors = addInterval(state.errors, { candidateTrials: B.requests, baselineTrials: A.requests, candidateEvents: B.errors, baselineEvents: A.errors });
+  const sum = Object.values(weights).reduce((s, w) => s + w, 0);
+  const scale = sum > 1 ? 1 / sum : 1;
+  const alpha = options.alpha * (1 - (state.slo?.share ?? 0) - (state.shadow?.share ?? 0));
+  state.alphas = Object.fromEntries(Object.entries(weights).map(([name, w]) => [name, alpha * w * scale]));
+  for (const name of Object.keys(weights) as MetricName[]) {
+    const tolerance = listed?.[name]?.tolerance ?? options.tolerances[name];
+    const existing = state.processes[name];
+    if (!existing || existing.evidence.intervals === 0) state.processes[name] = newProcess(options, name, tolerance);
+  }
+}
 
-  const latency = updateExceedance(options, 'latency', state.latency, latencyOk ? A.latency : undefined, latencyOk ? B.latency : undefined);
-  if (latency) hold('metrics_missing', `latency: ${latency}`);
-  if (state.alphas.ttfb > 0) {
-    const ttfb = updateExceedance(options, 'ttfb', state.ttfb, ttfbOk ? A.timeToFirstByte : undefined, ttfbOk ? B.timeToFirstByte : undefined);
-    if (ttfb) hold('metrics_missing', `time to first byte: ${ttfb}`);
+function updateEvidence(ctx: CheckContext, A: VersionMetrics, B: VersionMetrics): void {
+  const { options, state, hold } = ctx;
+  if (!state.alphas) fixTestedSet(ctx, A, B);
+  for (const name of testedMetrics(state)) {
+    const row = GATE_METRICS[name];
+    const process = state.processes[name]!;
+    let problem: string | undefined;
+    if (row.test === 'rate') {
+      const a = row.read(A);
+      const b = row.read(B);
+      if (!a || !b) problem = 'it is not measured for one of the versions.';
+      else process.evidence = addInterval(process.evidence, { candidateTrials: b.trials, baselineTrials: a.trials, candidateEvents: b.events, baselineEvents: a.events });
+    } else if (row.test === 'exceedance') {
+      const a = row.read(A);
+      const b = row.read(B);
+      const ok = isValidHistogram(a) && isValidHistogram(b) && total(a) > 0 && total(b) > 0;
+      problem = updateExceedance(options, name as ExceedanceMetricName, process, ok ? a : undefined, ok ? b : undefined);
+    } else {
+      problem = updateMean(options, process, row.read(A, ctx.input.pricing?.baseline), row.read(B, ctx.input.pricing?.candidate));
+    }
+    if (problem) hold('metrics_missing', `${row.label}: ${problem}`);
   }
 }
 
@@ -294,9 +393,9 @@ function updateEvidence(options: SequentialJudgeOptions, state: SequentialState,
  * histogram joins the pool the next boundary is chosen from (boundary.ts: the boundary is
  * predictable, so the test stays valid while it tracks the baseline's quantile).
  */
-function updateExceedance(options: SequentialJudgeOptions, name: LatencyMetric, process: ExceedanceState, a: Histogram | undefined, b: Histogram | undefined): string | undefined {
+function updateExceedance(options: SequentialJudgeOptions, name: ExceedanceMetricName, process: GateProcess, a: Histogram | undefined, b: Histogram | undefined): string | undefined {
   if (!a || !b) return 'the histogram is missing, empty or malformed for one of the versions.';
-  if (process.boundaryMs !== null) {
+  if (process.boundaryMs != null) {
     const eA = exceedances(a, process.boundaryMs);
     const eB = exceedances(b, process.boundaryMs);
     if (eA === undefined || eB === undefined) return `the boundary ${process.boundaryMs} ms is no longer a bucket edge of the histograms.`;
@@ -310,12 +409,12 @@ function updateExceedance(options: SequentialJudgeOptions, name: LatencyMetric, 
   if (total(pool) >= options.boundaryMinBaseline) {
     const j = chooseBoundaryIndex(pool.boundsMs, pool.counts, options.latencyQuantile);
     if (j !== undefined) {
-      const first = process.boundaryMs === null;
+      const first = process.boundaryMs == null;
       process.boundaryMs = pool.boundsMs[j]!;
       if (first && process.evidence.intervals === 0) {
         // The tolerance, fixed once before any interval is tested: the larger of the ratio
         // tolerance and the exceedance ratio a uniform slow-down by the scale tolerance gives.
-        const r0 = Math.max(options.tolerances[name], scaleToleranceRatio(pool.boundsMs, pool.counts, j, options.scaleTolerance[name]));
+        const r0 = Math.max(process.evidence.r0, scaleToleranceRatio(pool.boundsMs, pool.counts, j, options.scaleTolerance[name]));
         process.evidence = newRatioEvidence(r0, options.alternatives);
       }
       process.calibration = null;
@@ -324,8 +423,100 @@ function updateExceedance(options: SequentialJudgeOptions, name: LatencyMetric, 
   return undefined;
 }
 
-function evidenceOf(state: SequentialState, name: MetricName): RatioEvidence {
-  return name === 'errors' ? state.errors : state[name].evidence;
+/**
+ * A mean metric: the interval's sums are tested as counts in units of the baseline's dispersion
+ * (Var/mean per request), fixed once from the baseline's first `meanMinBaseline` requests and
+ * never from the candidate's: a quasi-Poisson scaling, so that sums of many requests have about
+ * the variance of counts and the rate-ratio test's mean-ratio H0 applies.
+ */
+function updateMean(options: SequentialJudgeOptions, process: GateProcess, a: MeanData | undefined, b: MeanData | undefined): string | undefined {
+  if (!validMean(a) || !validMean(b)) return 'it is not measured for one of the versions (for cost: versions need pricing).';
+  if (process.unit != null) {
+    process.evidence = addInterval(process.evidence, { candidateTrials: b.count, baselineTrials: a.count, candidateEvents: b.sum / process.unit, baselineEvents: a.sum / process.unit });
+    return undefined;
+  }
+  const pool = process.pool ?? { count: 0, sum: 0, sumSquares: 0 };
+  process.pool = { count: pool.count + a.count, sum: pool.sum + a.sum, sumSquares: pool.sumSquares + a.sumSquares };
+  const { count, sum, sumSquares } = process.pool;
+  if (count >= Math.max(2, options.meanMinBaseline) && sum > 0) {
+    const mean = sum / count;
+    const variance = Math.max(0, (sumSquares - (sum * sum) / count) / (count - 1));
+    // A constant quantity has no dispersion: a floor of 1% of the mean keeps the unit finite.
+    process.unit = Math.max(variance / mean, mean * 0.01);
+    process.pool = null;
+  }
+  return undefined;
+}
+
+/** A shadow step's check: the interval's mirrored pairs into the paired sign tests. */
+function comparePairs(ctx: CheckContext, shadow: ShadowSample | undefined): void {
+  const { options, state, input, hold, notes } = ctx;
+  if (!shadow || !(shadow.pairs >= 0)) {
+    hold('metrics_missing', 'the shadow step has no mirrored pairs from the metric source (only the embedded gateway mirrors).');
+    return;
+  }
+  if (!state.shadow) {
+    const listed = input.analysis.metrics as Partial<Record<MetricName, unknown>> | undefined;
+    const names = (listed ? GATE_METRIC_NAMES.filter((n) => listed[n]) : DEFAULT_GATE_METRICS)
+      .map((n) => (GATE_METRICS[n] as { paired?: PairedMetric }).paired)
+      .filter((p): p is PairedMetric => p !== undefined);
+    if (input.analysis.evaluator) names.push('verdict');
+    const share = options.shadowAlphaShare;
+    const each = (options.alpha * share) / Math.max(1, names.length);
+    state.shadow = {
+      share,
+      alphas: Object.fromEntries(names.map((n) => [n, each])),
+      evidence: Object.fromEntries(names.map((n) => [n, newRatioEvidence(options.pairedTolerance, options.alternatives)])),
+      totals: { mirrored: 0, dropped: 0, pairs: 0, evaluated: 0, evaluatorErrors: 0 },
+    };
+  }
+  const s = state.shadow;
+  s.totals.mirrored += shadow.mirrored;
+  s.totals.dropped += shadow.dropped;
+  s.totals.pairs += shadow.pairs;
+  s.totals.evaluated += shadow.evaluated;
+  s.totals.evaluatorErrors += shadow.evaluatorErrors;
+  state.pendingCandidateRequests += shadow.pairs;
+  // Mirrors dropped because the candidate fell behind are its slowest requests: pairs without them
+  // would flatter it, so a check that lost many is not compared.
+  const offered = shadow.mirrored + shadow.dropped;
+  if (offered > 0 && shadow.dropped / offered > MAX_DROPPED_SHARE) {
+    hold('metrics_missing', `${shadow.dropped} of ${offered} mirrored requests were dropped (the candidate fell behind the mirror queue); the pairs left would flatter it, so the interval is not compared.`);
+    return;
+  }
+  if (shadow.dropped > 0) notes.push(`${shadow.dropped} of ${offered} mirrored requests were dropped (the candidate fell behind the mirror queue).`);
+  for (const name of Object.keys(s.evidence) as PairedMetric[]) {
+    // Equal trials on both sides: the test is then on the odds that a pair goes worse rather than better.
+    s.evidence[name] = addInterval(s.evidence[name]!, { candidateTrials: shadow.pairs, baselineTrials: shadow.pairs, candidateEvents: shadow.worse[name] ?? 0, baselineEvents: shadow.better[name] ?? 0 });
+  }
+}
+
+/** At most this share of a check's mirrored requests may be dropped for it to be compared. */
+const MAX_DROPPED_SHARE = 0.05;
+
+function pairedMetrics(state: SequentialState): Array<[PairedMetric, number]> {
+  return state.shadow ? (Object.entries(state.shadow.alphas) as Array<[PairedMetric, number]>) : [];
+}
+
+function pairedReadiness(options: SequentialJudgeOptions, state: SequentialState): boolean[] {
+  return pairedMetrics(state).map(([name]) => lowerLogE(state.shadow!.evidence[name]!) >= Math.log(1 / options.readyAlpha));
+}
+
+function pairedRegressionSentence(name: PairedMetric, evidence: RatioEvidence, logE: number, alpha: number): string {
+  return `${PAIRED_LABELS[name]}: the candidate did worse in ${evidence.candidateEvents} and better in ${evidence.baselineEvents} of ${evidence.candidateTrials} mirrored pairs; the e-value ${sig(capExp(logE))} reached ${sig(1 / alpha)} (α = ${sig(alpha)}): worse more than ${sig(evidence.r0)}× as often as better.`;
+}
+
+function pairedPassSentences(state: SequentialState): string[] {
+  if (!state.shadow) return [];
+  const t = state.shadow.totals;
+  const head = `shadow: ${t.pairs} mirrored pairs compared (users saw only the baseline's answers)${t.evaluated > 0 ? `, ${t.evaluated} judged by the evaluator` : ''}.`;
+  return [
+    head,
+    ...pairedMetrics(state).map(([name, alpha]) => {
+      const e = state.shadow!.evidence[name]!;
+      return `${PAIRED_LABELS[name]}: worse in ${e.candidateEvents}, better in ${e.baselineEvents}; e-value ${sig(capExp(regressionLogE(e)))} below ${sig(1 / alpha)} (tolerance ${sig(e.r0)}× as often worse as better).`;
+    }),
+  ];
 }
 
 /** Everything derived from one metric's evidence, computed once per check. */
@@ -333,41 +524,43 @@ interface Digest {
   logE: number;
   readyLogE: number;
   upperBound: number | undefined;
-  /** Errors only: the candidate's error-rate bound, and the rate it must stay under (baseline + slack). */
+  /** Rate metrics: the candidate's rate bound, and the rate it must stay under (baseline + slack). */
   rateBound?: { upperBound: number; limit: number };
   ready: boolean;
 }
-type Digests = Record<MetricName, Digest>;
+type Digests = Partial<Record<MetricName, Digest>>;
 
 function digest(options: SequentialJudgeOptions, state: SequentialState): Digests {
-  const out = {} as Digests;
-  for (const name of ['errors', 'latency', 'ttfb'] as const) {
-    const evidence = evidenceOf(state, name);
+  const out: Digests = {};
+  for (const name of Object.keys(state.processes) as MetricName[]) {
+    const process = state.processes[name]!;
+    const evidence = process.evidence;
     const readyLogE = lowerLogE(evidence);
     const upperBound = upperConfidenceBound(evidence, options.readyAlpha);
     let ready = readyLogE >= Math.log(1 / options.readyAlpha);
     let rateBound: Digest['rateBound'];
-    if (name === 'errors' && options.readyErrorRateSlack > 0 && evidence.baselineTrials > 0) {
-      // Absolute side: rare or absent errors cannot bound a ratio, but can bound a rate.
+    if (GATE_METRICS[name].test === 'rate' && options.readyErrorRateSlack > 0 && evidence.baselineTrials > 0) {
+      // Absolute side: rare or absent events cannot bound a ratio, but can bound a rate.
       const limit = evidence.baselineEvents / evidence.baselineTrials + options.readyErrorRateSlack;
       rateBound = { upperBound: rateUpperBound(evidence.candidateEvents, evidence.candidateTrials, options.readyAlpha), limit };
       ready ||= rateBound.upperBound <= limit;
     }
-    if (name !== 'errors' && state[name].boundaryMs === null) ready = false;
+    if (calibrating(process)) ready = false;
     out[name] = { logE: regressionLogE(evidence), readyLogE, upperBound, ...(rateBound ? { rateBound } : {}), ready };
   }
   return out;
 }
 
-/** Readiness of each tested metric. */
-function readyMetrics(state: SequentialState, digests: Digests): Array<{ name: MetricName; ready: boolean }> {
-  return testedMetrics(state).map((name) => ({ name, ready: digests[name].ready }));
+/** An exceedance metric without its boundary, or a mean metric without its unit, tests nothing yet. */
+function calibrating(process: GateProcess): boolean {
+  return process.boundaryMs === null || process.unit === null;
 }
 
-/** The metrics this rollout tests (fixed at the first comparison). */
+/** The metrics this rollout tests (fixed at the first comparison), in the table's order. */
 function testedMetrics(state: SequentialState): MetricName[] {
-  if (!state.alphas) return [];
-  return (['errors', 'latency', 'ttfb'] as const).filter((name) => state.alphas![name] > 0);
+  const alphas = state.alphas;
+  if (!alphas) return [];
+  return GATE_METRIC_NAMES.filter((name) => (alphas[name] ?? 0) > 0);
 }
 
 /**
@@ -375,15 +568,16 @@ function testedMetrics(state: SequentialState): MetricName[] {
  * requests still needed at this weight if the candidate keeps up with the baseline from now on.
  */
 function needsEvidence(options: SequentialJudgeOptions, state: SequentialState, digests: Digests, weight: number): NonNullable<Judgement<SequentialState>['wait']> {
-  const unready = testedMetrics(state).filter((name) => !digests[name].ready);
+  const unready = testedMetrics(state).filter((name) => !digests[name]!.ready);
   // Each unready metric's wait as a CDF over candidate requests; the step waits for the latest (its median is reported).
   const waits: Array<{ cdf: (n: number) => number; typical: number } | undefined> = unready.map((name) => {
-    if (name !== 'errors' && state[name].boundaryMs === null) return undefined; // still calibrating its boundary
-    const evidence = evidenceOf(state, name);
+    const process = state.processes[name]!;
+    if (calibrating(process)) return undefined; // still calibrating its boundary or unit
+    const evidence = process.evidence;
     const byRatio = readinessPassage(evidence, options.readyAlpha, weight / 100);
-    const bound = digests[name].rateBound;
+    const bound = digests[name]!.rateBound;
     const baselineRate = evidence.baselineTrials > 0 ? evidence.baselineEvents / evidence.baselineTrials : 0;
-    // The rate bound's wait is nearly certain (rare events barely move it); either way makes errors ready.
+    // The rate bound's wait is nearly certain (rare events barely move it); either way makes the metric ready.
     const byRate = bound ? requestsUntilRateBound(evidence.candidateEvents, evidence.candidateTrials, bound.limit, options.readyAlpha, baselineRate) : undefined;
     if (byRatio === undefined && byRate === undefined) return undefined;
     if (byRatio === 0 || byRate === 0) return { cdf: () => 1, typical: 0 };
@@ -392,7 +586,10 @@ function needsEvidence(options: SequentialJudgeOptions, state: SequentialState, 
     return { cdf: (n) => Math.max(rateCdf(n), passageCdf(n, byRatio)), typical: Math.min(byRatio.mean, byRate ?? Infinity) };
   });
   const shortOfMinimum = Math.max(0, options.readyMinRequests - state.totals.candidateRequests);
-  const parts: string[] = unready.map((name) => `${LABEL[name]}${digests[name].upperBound === undefined ? ' (ratio unbounded so far)' : ` (ratio ≤ ${sig(digests[name].upperBound!)} so far, tolerance ${sig(evidenceOf(state, name).r0)}×)`}`);
+  const parts: string[] = unready.map((name) => {
+    const d = digests[name]!;
+    return `${GATE_METRICS[name].label}${d.upperBound === undefined ? ' (ratio unbounded so far)' : ` (ratio ≤ ${sig(d.upperBound)} so far, tolerance ${sig(state.processes[name]!.evidence.r0)}×)`}`;
+  });
   if (shortOfMinimum > 0) parts.push(`${state.totals.candidateRequests} of the ${options.readyMinRequests} candidate requests readiness needs`);
   // A detail for the step policy's sentence ("the evidence does not yet bound every metric below its tolerance (…)").
   const message = parts.length > 0 ? `not yet: ${parts.join('; ')}` : 'no comparison yet';
@@ -403,11 +600,13 @@ function needsEvidence(options: SequentialJudgeOptions, state: SequentialState, 
 }
 
 function metricReport(options: SequentialJudgeOptions, state: SequentialState, name: MetricName, d: Digest): MetricReport {
-  const evidence = evidenceOf(state, name);
+  const process = state.processes[name]!;
+  const evidence = process.evidence;
   const alpha = state.alphas?.[name] ?? 0;
   const ucb = d.upperBound;
   const report: MetricReport = {
     tested: alpha > 0,
+    label: GATE_METRICS[name].label,
     alpha,
     rollbackAt: alpha > 0 ? sig(1 / alpha) : 0,
     eValue: sig(capExp(d.logE)),
@@ -420,26 +619,33 @@ function metricReport(options: SequentialJudgeOptions, state: SequentialState, n
     estimate: nullable(maximumLikelihoodRatio(evidence)),
     observedRatio: nullable(observedRatio(evidence)),
     intervals: evidence.intervals,
-    candidate: { events: evidence.candidateEvents, requests: evidence.candidateTrials },
-    baseline: { events: evidence.baselineEvents, requests: evidence.baselineTrials },
+    candidate: { events: sig(evidence.candidateEvents), requests: evidence.candidateTrials },
+    baseline: { events: sig(evidence.baselineEvents), requests: evidence.baselineTrials },
   };
-  if (name !== 'errors') {
-    const process = state[name];
+  if (process.boundaryMs !== undefined) {
     report.boundaryMs = process.boundaryMs;
     if (process.calibration) report.calibrationObservations = total(process.calibration);
+  }
+  if (process.unit !== undefined) {
+    report.unit = process.unit === null ? null : sig(process.unit);
+    const mean = (events: number, n: number) => (process.unit != null && n > 0 ? sig((events * process.unit) / n) : null);
+    report.candidateMean = mean(evidence.candidateEvents, evidence.candidateTrials);
+    report.baselineMean = mean(evidence.baselineEvents, evidence.baselineTrials);
   }
   return report;
 }
 
 function report(options: SequentialJudgeOptions, state: SequentialState, srm: SrmResult | undefined, digests = digest(options, state)): Record<string, unknown> {
+  const perMetric = Object.fromEntries(
+    GATE_METRIC_NAMES.filter((name) => state.processes[name]).map((name) => [name, metricReport(options, state, name, digests[name]!)]),
+  );
   return {
     judge: SEQUENTIAL_JUDGE_NAME,
     alpha: options.alpha,
     checks: state.checks,
-    errors: metricReport(options, state, 'errors', digests.errors),
-    latency: metricReport(options, state, 'latency', digests.latency),
-    ttfb: metricReport(options, state, 'ttfb', digests.ttfb),
+    ...perMetric,
     slo: sloReport(state.slo),
+    shadow: shadowReport(options, state),
     srm: srm ? { observedShare: sig(srm.observedShare), expectedShare: srm.expectedShare, pValue: sig(srm.pValue), mismatch: srm.mismatch } : null,
     totals: { ...state.totals },
     pendingCandidateRequests: state.pendingCandidateRequests,
@@ -447,34 +653,67 @@ function report(options: SequentialJudgeOptions, state: SequentialState, srm: Sr
   };
 }
 
-const LABEL: Record<MetricName, string> = { errors: 'error rate', latency: 'latency', ttfb: 'time to first byte' };
+/** `evidence.shadow`: the paired tests of a shadow step (null for a rollout without one). */
+function shadowReport(options: SequentialJudgeOptions, state: SequentialState): Record<string, unknown> | null {
+  if (!state.shadow) return null;
+  const metrics = Object.fromEntries(
+    pairedMetrics(state).map(([name, alpha]) => {
+      const e = state.shadow!.evidence[name]!;
+      const logE = regressionLogE(e);
+      return [name, { label: PAIRED_LABELS[name], worse: e.candidateEvents, better: e.baselineEvents, pairs: e.candidateTrials, r0: e.r0, alpha, eValue: sig(capExp(logE)), rollbackAt: sig(1 / alpha), ready: lowerLogE(e) >= Math.log(1 / options.readyAlpha), failed: logE >= Math.log(1 / alpha) }];
+    }),
+  );
+  return { share: state.shadow.share, ...state.shadow.totals, metrics };
+}
 
-function regressionSentence(name: MetricName, state: SequentialState, evidence: RatioEvidence, logE: number, alpha: number): string {
-  const what =
-    name === 'errors'
-      ? `errors: candidate ${evidence.candidateEvents}/${evidence.candidateTrials} (${pct(rate(evidence.candidateEvents, evidence.candidateTrials))}) vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials} (${pct(rate(evidence.baselineEvents, evidence.baselineTrials))})`
-      : `${LABEL[name]}: requests slower than ${state[name].boundaryMs} ms, candidate ${evidence.candidateEvents}/${evidence.candidateTrials} (${pct(rate(evidence.candidateEvents, evidence.candidateTrials))}) vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials} (${pct(rate(evidence.baselineEvents, evidence.baselineTrials))})`;
-  return `${what}; the e-value ${sig(capExp(logE))} reached ${sig(1 / alpha)} (α = ${sig(alpha)}): the candidate's rate is more than ${sig(evidence.r0)}× the baseline's.`;
+function regressionSentence(name: MetricName, process: GateProcess, logE: number, alpha: number): string {
+  const row = GATE_METRICS[name];
+  const e = process.evidence;
+  const side = (events: number, n: number) => `${sig(events)}/${n} (${pct(rate(events, n))})`;
+  let what: string;
+  let claim: string;
+  if (row.test === 'mean') {
+    const unit = process.unit ?? 1;
+    const per = (events: number, n: number) => (n > 0 ? sig((events * unit) / n) : 0);
+    what = `${row.label}: candidate ${per(e.candidateEvents, e.candidateTrials)} vs baseline ${per(e.baselineEvents, e.baselineTrials)} on average over ${e.candidateTrials} and ${e.baselineTrials} requests`;
+    claim = `the candidate's mean is more than ${sig(e.r0)}× the baseline's`;
+  } else {
+    const subject = row.test === 'exceedance' ? ` requests slower than ${process.boundaryMs} ms,` : '';
+    what = `${row.label}:${subject} candidate ${side(e.candidateEvents, e.candidateTrials)} vs baseline ${side(e.baselineEvents, e.baselineTrials)}`;
+    claim = `the candidate's rate is more than ${sig(e.r0)}× the baseline's`;
+  }
+  return `${what}; the e-value ${sig(capExp(logE))} reached ${sig(1 / alpha)} (α = ${sig(alpha)}): ${claim}.`;
 }
 
 function passSentences(options: SequentialJudgeOptions, state: SequentialState, digests: Digests): string[] {
   if (!state.alphas) return ['no comparison has been possible yet.'];
   const out: string[] = [];
-  for (const name of ['errors', 'latency', 'ttfb'] as const) {
-    const alpha = state.alphas[name];
-    if (!(alpha > 0)) continue;
-    const evidence = evidenceOf(state, name);
-    if (name !== 'errors' && state[name].boundaryMs === null) {
-      out.push(`${LABEL[name]}: calibrating the boundary from ${total(state[name].calibration ?? { boundsMs: [], counts: [] })} baseline observations (needs ${options.boundaryMinBaseline}).`);
+  for (const name of testedMetrics(state)) {
+    const row = GATE_METRICS[name];
+    const process = state.processes[name]!;
+    const alpha = state.alphas[name]!;
+    const evidence = process.evidence;
+    if (process.boundaryMs === null) {
+      out.push(`${row.label}: calibrating the boundary from ${total(process.calibration ?? { boundsMs: [], counts: [] })} baseline observations (needs ${options.boundaryMinBaseline}).`);
       continue;
     }
-    const ucb = digests[name].upperBound;
-    const subject = name === 'errors' ? 'errors' : `requests slower than ${state[name].boundaryMs} ms`;
+    if (process.unit === null) {
+      out.push(`${row.label}: measuring the baseline's spread from ${process.pool?.count ?? 0} requests (needs ${options.meanMinBaseline}).`);
+      continue;
+    }
+    const d = digests[name]!;
+    const ucb = d.upperBound;
+    const subject =
+      row.test === 'exceedance'
+        ? `requests slower than ${process.boundaryMs} ms candidate ${evidence.candidateEvents}/${evidence.candidateTrials} vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials}`
+        : row.test === 'mean'
+          ? `candidate ${sig((evidence.candidateEvents * process.unit!) / Math.max(1, evidence.candidateTrials))} vs baseline ${sig((evidence.baselineEvents * process.unit!) / Math.max(1, evidence.baselineTrials))} per request`
+          : `${name === 'errors' ? 'errors ' : ''}candidate ${evidence.candidateEvents}/${evidence.candidateTrials} vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials}`;
     const confidence = `${Math.round((1 - options.readyAlpha) * 100)}% confidence`;
-    const rateBound = digests[name].rateBound;
-    const absolute = rateBound ? `; error rate ≤ ${pct(rateBound.upperBound)} with ${confidence} (ready at ≤ ${pct(rateBound.limit)}: the baseline's + ${pct(options.readyErrorRateSlack)})` : '';
+    const rateBound = d.rateBound;
+    const absolute = rateBound ? `; ${name === 'errors' ? 'error rate' : 'rate'} ≤ ${pct(rateBound.upperBound)} with ${confidence} (ready at ≤ ${pct(rateBound.limit)}: the baseline's + ${pct(options.readyErrorRateSlack)})` : '';
     out.push(
-      `${LABEL[name]}: ${subject} candidate ${evidence.candidateEvents}/${evidence.candidateTrials} vs baseline ${evidence.baselineEvents}/${evidence.baselineTrials}; e-value ${sig(capExp(digests[name].logE))} below ${sig(1 / alpha)} (tolerance ${sig(evidence.r0)}×); ratio ≤ ${ucb === undefined ? 'unbounded yet' : sig(ucb)} with ${confidence}${absolute}.`,
+      `${row.label}: ${subject}; e-value ${sig(capExp(d.logE))} below ${sig(1 / alpha)} (tolerance ${sig(evidence.r0)}×); ratio ≤ ${ucb === undefined ? 'unbounded yet' : sig(ucb)} with ${confidence}${absolute}.`,
     );
   }
   return out;
@@ -641,18 +880,19 @@ function resourceCheck(options: SequentialJudgeOptions, A: VersionMetrics | unde
 /** A deep copy (the caller's state is never modified); cheaper than a JSON round trip. */
 function cloneState(s: SequentialState): SequentialState {
   const ratio = (e: RatioEvidence): RatioEvidence => ({ ...e, alternatives: [...e.alternatives], logLik: [...e.logLik], ...(e.restarts ? { restarts: [...e.restarts] } : {}) });
-  const exceedance = (x: ExceedanceState): ExceedanceState => ({
-    boundaryMs: x.boundaryMs,
-    calibration: x.calibration ? { boundsMs: [...x.calibration.boundsMs], counts: [...x.calibration.counts] } : null,
+  const process = (x: GateProcess): GateProcess => ({
+    ...x,
     evidence: ratio(x.evidence),
+    ...(x.calibration ? { calibration: { boundsMs: [...x.calibration.boundsMs], counts: [...x.calibration.counts] } } : {}),
+    ...(x.pool ? { pool: { ...x.pool } } : {}),
   });
+  const mapValues = <K extends string, V>(o: Partial<Record<K, V>>, f: (v: V) => V) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v as V)])) as Partial<Record<K, V>>;
   return {
     ...s,
     totals: { ...s.totals },
     alphas: s.alphas ? { ...s.alphas } : null,
-    errors: ratio(s.errors),
-    latency: exceedance(s.latency),
-    ttfb: exceedance(s.ttfb),
+    processes: mapValues(s.processes, process),
+    ...(s.shadow ? { shadow: { ...s.shadow, alphas: { ...s.shadow.alphas }, totals: { ...s.shadow.totals }, evidence: mapValues(s.shadow.evidence, ratio) } } : {}),
     failure: s.failure ? [...s.failure] : null,
     ...(s.slo
       ? { slo: { share: s.slo.share, errorRate: s.slo.errorRate ? { ...s.slo.errorRate } : null, latencyP95: s.slo.latencyP95 ? { ...s.slo.latencyP95 } : null } }
@@ -675,6 +915,8 @@ function sameEdges(a: Histogram, b: Histogram): boolean {
   return a.boundsMs.length === b.boundsMs.length && a.boundsMs.every((x, i) => x === b.boundsMs[i]);
 }
 
+const validMean = (m: MeanData | undefined): m is MeanData => !!m && isNum(m.count) && isNum(m.sum) && isNum(m.sumSquares) && m.count >= 0 && m.sum >= 0;
+const hasData = (h: Histogram | undefined) => isValidHistogram(h) && total(h) > 0;
 const total = (h: Histogram | undefined) => (h ? h.counts.reduce((s, n) => s + n, 0) : 0);
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const rate = (e: number, n: number) => (n > 0 ? e / n : 0);

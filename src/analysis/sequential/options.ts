@@ -2,18 +2,37 @@
  * Options of the sequential judge, with defaults. Plain data; no zod here so that workflow code
  * can import the judge without the schema (the zod fragment lives in ./schema.ts).
  */
+import { GATE_METRICS, GATE_METRIC_NAMES, type GateMetricName } from '../gate-metrics';
 import { DEFAULT_ALTERNATIVES } from './ratio-test';
+
+/** The gate metrics tested on histograms (a boundary and a scale tolerance): latency, TTFB, TTFT, inter-token latency. */
+export type ExceedanceMetricName = { [K in GateMetricName]: (typeof GATE_METRICS)[K]['test'] extends 'exceedance' ? K : never }[GateMetricName];
+export const EXCEEDANCE_METRIC_NAMES = GATE_METRIC_NAMES.filter((n): n is ExceedanceMetricName => GATE_METRICS[n].test === 'exceedance');
 
 export interface SequentialJudgeOptions {
   /** False-rollback probability for the whole rollout (all metrics, all checks). */
   alpha: number;
   /**
-   * How `alpha` is split across the tested metrics (fractions, summing to ≤ 1). TTFB gets the
-   * least: it is part of the total latency, whose test also sees most TTFB regressions. The set of
-   * metrics is fixed at the first comparison: when time-to-first-byte is absent then, its share
-   * goes to latency and it is not tested later.
+   * How `alpha` is split across the tested metrics (weights; defaults from the gate-metric table,
+   * src/analysis/gate-metrics.ts). TTFB gets the least: it is part of the total latency, whose
+   * test also sees most TTFB regressions. The set of metrics is fixed at the first comparison:
+   * when time-to-first-byte is absent then, its share goes to latency and it is not tested later.
+   * When the tested metrics' weights sum to more than 1 they are scaled to sum to 1.
    */
-  alphaSplit: { errors: number; latency: number; ttfb: number };
+  alphaSplit: Record<GateMetricName, number>;
+  /**
+   * A shadow step's paired tests (same requests to both versions, sign tests on which did worse):
+   * the share of `alpha` they get, split evenly; fixed at the first shadow check, and only taken
+   * from rollouts that have one.
+   */
+  shadowAlphaShare: number;
+  /**
+   * Paired tests: tolerated odds that a pair goes worse rather than better for the candidate
+   * (1 = as often worse as better; ties count in neither).
+   */
+  pairedTolerance: number;
+  /** Mean metrics (tokens, cost): baseline requests pooled before the dispersion unit is fixed. */
+  meanMinBaseline: number;
   /**
    * When the spec gives SLO guardrails (`analysis.thresholds`), the share of `alpha` their tests
    * get (split evenly between the given SLOs, slo.ts); the comparison with the baseline keeps
@@ -22,13 +41,13 @@ export interface SequentialJudgeOptions {
    */
   sloAlphaShare: number;
   /** Tolerated rate ratio candidate/baseline r₀ per metric (error rate; exceedance rate at the boundary). */
-  tolerances: { errors: number; latency: number; ttfb: number };
+  tolerances: Record<GateMetricName, number>;
   /**
    * Latency and TTFB tolerance in time units: a candidate up to this factor slower (uniformly)
    * is not a regression. Turned into an exceedance ratio at the boundary from the baseline's own
    * tail (boundary.ts); r₀ is the larger of that and `tolerances`. 1 = exceedance ratio only.
    */
-  scaleTolerance: { latency: number; ttfb: number };
+  scaleTolerance: Record<ExceedanceMetricName, number>;
   /** Alternatives r > r₀ mixed with equal weights in the regression e-process. */
   alternatives: number[];
   /** Latency boundary: the baseline quantile it approximates, on a bucket edge (0.95 = p95). */
@@ -74,10 +93,13 @@ export interface SequentialJudgeOptions {
 
 export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
   alpha: 0.01,
-  alphaSplit: { errors: 0.6, latency: 0.3, ttfb: 0.1 },
+  alphaSplit: fromTable((m) => m.alphaWeight),
   sloAlphaShare: 0.2,
-  tolerances: { errors: 1.2, latency: 1.25, ttfb: 1.25 },
-  scaleTolerance: { latency: 1.1, ttfb: 1.1 },
+  shadowAlphaShare: 0.2,
+  pairedTolerance: 1.25,
+  meanMinBaseline: 100,
+  tolerances: fromTable((m) => m.tolerance),
+  scaleTolerance: Object.fromEntries(EXCEEDANCE_METRIC_NAMES.map((n) => [n, GATE_METRICS[n].scaleTolerance])) as Record<ExceedanceMetricName, number>,
   alternatives: [...DEFAULT_ALTERNATIVES],
   latencyQuantile: 0.95,
   boundaryMinBaseline: 400,
@@ -115,9 +137,13 @@ export function resolveOptions(input: SequentialJudgeOptionsInput = {}): Sequent
   const problems: string[] = [];
   if (!(options.alpha > 0 && options.alpha < 1)) problems.push('alpha must be in (0, 1)');
   const split = options.alphaSplit;
-  if ([split.errors, split.latency, split.ttfb].some((x) => !(x >= 0)) || split.errors + split.latency + split.ttfb > 1 + 1e-9) {
-    problems.push('alphaSplit shares must be ≥ 0 and sum to at most 1');
+  if (Object.values(split).some((x) => !(x >= 0)) || split.errors + split.latency + split.ttfb > 1 + 1e-9) {
+    problems.push('alphaSplit shares must be ≥ 0, and those of errors, latency and ttfb sum to at most 1');
   }
+  if (!(options.shadowAlphaShare > 0 && options.sloAlphaShare + options.shadowAlphaShare < 1)) {
+    problems.push('shadowAlphaShare must be above 0, and with sloAlphaShare below 1 (the comparison with the live baseline keeps the rest)');
+  }
+  if (!(options.pairedTolerance >= 1)) problems.push('pairedTolerance must be ≥ 1');
   if (!(options.sloAlphaShare > 0 && options.sloAlphaShare < 1)) {
     problems.push('sloAlphaShare must be above 0 and below 1 (the share of alpha the SLO guardrails of analysis.thresholds get; the comparison with the baseline keeps the rest)');
   }
@@ -128,6 +154,10 @@ export function resolveOptions(input: SequentialJudgeOptionsInput = {}): Sequent
   if (!(options.latencyQuantile > 0 && options.latencyQuantile < 1)) problems.push('latencyQuantile must be in (0, 1)');
   if (problems.length > 0) throw new RangeError(`invalid sequential judge options: ${problems.join('; ')}`);
   return options;
+}
+
+function fromTable(value: (row: (typeof GATE_METRICS)[GateMetricName]) => number): Record<GateMetricName, number> {
+  return Object.fromEntries(GATE_METRIC_NAMES.map((n) => [n, value(GATE_METRICS[n])])) as Record<GateMetricName, number>;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
