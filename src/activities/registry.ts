@@ -3,7 +3,9 @@
  * (validated at start: a 400 names the field) and how to build it. Each implementation is one
  * file (./routers/*.ts, ./metric-sources/*.ts) and one line in its registry (the index.ts beside it).
  */
+import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
+import type { TrafficRoute } from './types';
 
 /** Worker-side settings an adapter may need beyond its options (src/config.ts reads them). */
 export interface AdapterSettings {
@@ -28,7 +30,34 @@ export interface AdapterKind<Schema extends OptionsSchema, Adapter> {
   checkVersions?(options: z.output<Schema>, versions: readonly string[]): Array<{ path: Array<string | number>; message: string }>;
   /** For a metric source: the routing kinds whose traffic it can see (undefined: any). */
   sees?: readonly string[];
+  /**
+   * For a router: the route features it implements beyond a weighted split (TrafficRoute.match:
+   * a header selects who is split; TrafficRoute.mirror: shadow traffic). Undefined: none.
+   */
+  supports?: ReadonlyArray<RouteFeature>;
   create(options: z.output<Schema>, settings: AdapterSettings): Adapter;
+}
+
+/** What a TrafficRoute may ask of a router beyond its weights (AdapterKind.supports). */
+export type RouteFeature = 'match' | 'mirror';
+export const ROUTE_FEATURES: readonly RouteFeature[] = ['match', 'mirror'];
+
+/** The features `route` uses. */
+export function routeFeatures(route: TrafficRoute): RouteFeature[] {
+  return ROUTE_FEATURES.filter((feature) => route[feature] !== undefined);
+}
+
+/**
+ * A router's own check (the spec refuses earlier: this is defence in depth): a route using a
+ * feature the router does not implement fails for good, naming the feature and the router.
+ */
+export function refuseUnsupported(kind: string, supports: ReadonlyArray<RouteFeature> | undefined, route: TrafficRoute): void {
+  const missing = routeFeatures(route).filter((feature) => !supports?.includes(feature));
+  if (missing.length === 0) return;
+  throw ApplicationFailure.nonRetryable(
+    `route of ${route.target}: the ${kind} router does not support ${missing.map((f) => `"${f}"`).join(' or ')} (it supports ${supports?.length ? supports.map((f) => `"${f}"`).join(', ') : 'weights only'})`,
+    'UnsupportedRouteFeature',
+  );
 }
 
 /** An adapter kind, its options' type inferred from its schema. */

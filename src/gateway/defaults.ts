@@ -22,6 +22,17 @@ export const GATEWAY_DEFAULTS = {
   bodyBufferBytes: 64 * 1024,
   /** How long the counters of a version that left its route stay readable before they are dropped. */
   metricsRetentionMs: 60_000,
+  /**
+   * Largest request body the gateway keeps a copy of, to meter an LLM request (src/gateway/llm.ts)
+   * or to mirror it; a larger one is neither metered nor mirrored (it is still proxied).
+   */
+  bodyCopyBytes: 1024 * 1024,
+  /** Most mirrored requests in flight (all targets); beyond, a copy is dropped and counted. */
+  mirrorMaxInFlight: 64,
+  /** Most calls to mirror evaluators in flight; beyond, a pair is not evaluated. */
+  evaluatorMaxInFlight: 8,
+  /** Longest a call to a mirror's evaluator may take, whole (then it counts as an evaluator error). */
+  evaluatorTimeoutMs: 10_000,
 } as const;
 
 /** Largest delay a Node.js timer takes (larger ones fire after 1 ms). */

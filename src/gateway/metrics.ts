@@ -9,8 +9,9 @@
  * (src/analysis/metrics.ts `intervalBetween`) take as a reset.
  */
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
-import { LATENCY_BUCKETS_MS, emptyHistogram, type Histogram, type VersionMetrics } from '../analysis/metrics';
+import { LATENCY_BUCKETS_MS, emptyHistogram, emptyLlmCounts, type Histogram, type LlmCounts, type ShadowSample, type VersionMetrics } from '../analysis/metrics';
 import { GATEWAY_DEFAULTS } from './defaults';
+import type { LlmOutcome } from './llm';
 
 export type CodeClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
 
@@ -83,6 +84,25 @@ function bucketIndex(bounds: readonly number[], valueMs: number): number {
   return lo;
 }
 
+/** A histogram's per-bucket counts with its sum and count (for the Prometheus `_sum` and `_count`). */
+class Observed {
+  readonly histogram: Histogram = emptyHistogram();
+  sumMs = 0;
+  count = 0;
+
+  observe(valueMs: number): void {
+    const counts = this.histogram.counts;
+    const i = bucketIndex(LATENCY_BUCKETS_MS, valueMs);
+    counts[i] = counts[i]! + 1;
+    this.sumMs += valueMs;
+    this.count++;
+  }
+
+  copy(): Histogram {
+    return { boundsMs: [...this.histogram.boundsMs], counts: [...this.histogram.counts] };
+  }
+}
+
 /**
  * One target × version. The hot path only bumps plain numbers here; the Prometheus series are
  * derived from them when /metrics is scraped (prom-client's own `observe`/`inc` hash the label
@@ -107,6 +127,10 @@ export class VersionStats {
   /** Requests refused by the gateway, indexed like REJECT_REASONS; not in `requests`. */
   readonly rejected: number[] = REJECT_REASONS.map(() => 0);
   readonly reportedRejected: number[] = REJECT_REASONS.map(() => 0);
+  /** LLM requests (src/gateway/llm.ts): time to first token, gaps between content chunks, token counts. */
+  readonly timeToFirstToken = new Observed();
+  readonly interTokenLatency = new Observed();
+  readonly llm: LlmCounts = emptyLlmCounts();
 
   constructor(
     readonly target: string,
@@ -152,13 +176,40 @@ export class VersionStats {
     this.byCode[c] = this.byCode[c]! + 1;
   }
 
+  /**
+   * What an LLM request's answer held (after `finish`). Its time to first token and gaps count
+   * whenever they were seen (a stream cut later still had them); its tokens and output checks
+   * only when `complete` (2xx, body read to its end), as LlmCounts.requests says.
+   */
+  finishLlm(outcome: LlmOutcome, complete: boolean): void {
+    const { answer } = outcome;
+    if (answer.timeToFirstTokenMs !== undefined) this.timeToFirstToken.observe(answer.timeToFirstTokenMs);
+    for (const gap of answer.interTokenGapsMs) this.interTokenLatency.observe(gap);
+    if (!complete) return;
+    const llm = this.llm;
+    llm.requests++;
+    llm.inputTokens.sum += outcome.inputTokens;
+    llm.inputTokens.sumSquares += outcome.inputTokens * outcome.inputTokens;
+    llm.outputTokens.sum += outcome.outputTokens;
+    llm.outputTokens.sumSquares += outcome.outputTokens * outcome.outputTokens;
+    llm.inputOutputSum += outcome.inputTokens * outcome.outputTokens;
+    llm.generationSeconds += answer.generationMs / 1000;
+    if (answer.truncated) llm.truncated++;
+    if (outcome.structured) llm.structured++;
+    if (outcome.invalidStructured) llm.invalidStructured++;
+  }
+
   snapshot(): VersionMetrics {
+    const llm = this.llm;
     return {
       countingSince: this.countingSince,
       requests: this.requests,
       errors: this.errors,
       latency: { boundsMs: [...this.latency.boundsMs], counts: [...this.latency.counts] },
       timeToFirstByte: { boundsMs: [...this.timeToFirstByte.boundsMs], counts: [...this.timeToFirstByte.counts] },
+      timeToFirstToken: this.timeToFirstToken.copy(),
+      interTokenLatency: this.interTokenLatency.copy(),
+      llm: { ...llm, inputTokens: { ...llm.inputTokens }, outputTokens: { ...llm.outputTokens } },
     };
   }
 }
@@ -219,6 +270,35 @@ export class DerivedHistogram {
   }
 }
 
+/**
+ * A Prometheus counter (target, version) read, at scrape time, from a plain number the
+ * VersionStats keep: like DerivedHistogram, nothing per request, and its series go with the stats.
+ */
+export class DerivedCounter {
+  readonly type = 'counter';
+  readonly aggregator = 'sum';
+  readonly labelNames = ['target', 'version'];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly all: () => Iterable<VersionStats>,
+    private readonly value: (stats: VersionStats) => number,
+  ) {}
+
+  private values(): MetricValue[] {
+    return [...this.all()].map((s) => ({ labels: { target: s.target, version: s.version }, value: this.value(s), metricName: this.name }));
+  }
+
+  async get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: string }> {
+    return { name: this.name, help: this.help, type: this.type, values: this.values(), aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    // derived from the VersionStats; nothing of its own to reset
+  }
+}
+
 export interface GatewayMetricsOptions {
   /** How long the stats of a version that left its route are kept (ms); default 60 s. */
   retentionMs?: number;
@@ -230,6 +310,7 @@ export class GatewayMetrics {
   /** Stats of versions in no route, with when they left it. */
   private readonly orphaned = new Map<VersionStats, number>();
   private readonly retentionMs: number;
+  private readonly shadows = new Map<string, ShadowSample>();
 
   private *allStats(): Generator<VersionStats> {
     for (const versions of this.targets.values()) yield* versions.values();
@@ -277,6 +358,28 @@ export class GatewayMetrics {
         count: s.timeToFirstByteCount,
       })),
   );
+  readonly promTtft = new DerivedHistogram(
+    'gateway_time_to_first_token_seconds',
+    'LLM requests: time from request received to the first chunk carrying content (a JSON answer: to its whole body), by target and version',
+    () => this.observedSeries((s) => s.timeToFirstToken),
+  );
+  readonly promInterToken = new DerivedHistogram(
+    'gateway_inter_token_latency_seconds',
+    'LLM streams: time between successive chunks carrying content, one observation per gap, by target and version',
+    () => this.observedSeries((s) => s.interTokenLatency),
+  );
+  /** LlmCounts as counters (same names as its fields, in Prometheus style). */
+  readonly promLlm: DerivedCounter[] = (
+    <Array<[name: string, help: string, value: (llm: LlmCounts) => number]>>[
+      ['gateway_llm_requests_total', 'Completed LLM requests (2xx, whole body) whose tokens are counted', (l) => l.requests],
+      ['gateway_llm_input_tokens_total', 'LLM input tokens: usage.prompt_tokens, else approximated as words of the prompt', (l) => l.inputTokens.sum],
+      ['gateway_llm_output_tokens_total', 'LLM output tokens: usage.completion_tokens, else approximated as words of the answer', (l) => l.outputTokens.sum],
+      ['gateway_llm_generation_seconds_total', 'LLM streams: seconds from the first to the last content chunk, summed', (l) => l.generationSeconds],
+      ['gateway_llm_truncated_total', 'LLM answers cut off at max tokens (finish_reason "length")', (l) => l.truncated],
+      ['gateway_llm_structured_total', 'LLM requests asking for structured output (response_format json_object or json_schema)', (l) => l.structured],
+      ['gateway_llm_invalid_structured_total', 'LLM requests asking for structured output whose answer is not valid JSON', (l) => l.invalidStructured],
+    ]
+  ).map(([name, help, value]) => new DerivedCounter(name, `${help}, by target and version`, () => this.allStats(), (s) => value(s.llm)));
   readonly promRejected = countsByClass(this.registry, () => this.allStats(), {
     name: 'gateway_rejected_total',
     help: 'Proxied requests the gateway refused to protect an upstream (503 upstream_overloaded), by target, version and reason; not counted as the version\'s requests or errors',
@@ -312,6 +415,24 @@ export class GatewayMetrics {
     this.registry.registerMetric(this.promLatency as unknown as Metric);
     this.registry.registerMetric(this.promTtfb as unknown as Metric);
     this.registry.registerMetric(inFlight);
+    for (const metric of [this.promTtft, this.promInterToken, ...this.promLlm]) this.registry.registerMetric(metric as unknown as Metric);
+  }
+
+  private observedSeries(of: (stats: VersionStats) => Observed) {
+    return [...this.allStats()].map((s) => {
+      const o = of(s);
+      return { target: s.target, version: s.version, counts: o.histogram.counts, sumMs: o.sumMs, count: o.count };
+    });
+  }
+
+  /** A target's mirrored pairs (cumulative, kept for the gateway's life: a handful of numbers per target), created on first use. */
+  shadow(target: string): ShadowSample {
+    let shadow = this.shadows.get(target);
+    if (!shadow) {
+      shadow = { mirrored: 0, dropped: 0, pairs: 0, worse: {}, better: {}, evaluated: 0, evaluatorErrors: 0 };
+      this.shadows.set(target, shadow);
+    }
+    return shadow;
   }
 
   /** The stats of a target × version, created (with zeros) on first use. */
@@ -386,14 +507,18 @@ export class GatewayMetrics {
     for (const reason of REJECT_REASONS) this.promRejected.remove({ ...labels, reason });
   }
 
-  /** `{target, versions: {name: VersionMetrics}}`, cumulative since each version's `countingSince`. */
-  snapshot(target: string): { target: string; versions: Record<string, VersionMetrics> } | undefined {
+  /**
+   * `{target, versions: {name: VersionMetrics}, shadow?}`, cumulative since each version's
+   * `countingSince`; `shadow` once the target has had a mirror.
+   */
+  snapshot(target: string): { target: string; versions: Record<string, VersionMetrics>; shadow?: ShadowSample } | undefined {
     this.sweep();
     const versions = this.targets.get(target);
     if (!versions) return undefined;
     const out: Record<string, VersionMetrics> = {};
     for (const [name, stats] of versions) out[name] = stats.snapshot();
-    return { target, versions: out };
+    const shadow = this.shadows.get(target);
+    return shadow ? { target, versions: out, shadow: structuredClone(shadow) } : { target, versions: out };
   }
 }
 

@@ -10,6 +10,12 @@
  * cuts it. An origin with `maxActive` requests in flight, or `maxUploading` bodies still
  * arriving, gets no more: 503 `upstream_overloaded` at once, counted as a rejection, not as the
  * version's request.
+ *
+ * LLM requests (POST .../chat/completions or .../completions) are metered on the side
+ * (src/gateway/llm.ts): a bounded copy of the request body is kept, and each response chunk is
+ * handed to the meter after it was written to the client. Other traffic keeps no copy and parses
+ * nothing. A route's mirror (src/gateway/mirror.ts) gets a copy of the chosen requests once their
+ * live exchange has ended.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -17,7 +23,9 @@ import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { chooseVersionIndex } from './bucketing';
 import { CLOSE, sendError } from './http-util';
+import { LlmResponseMeter, llmKindOf, llmOutcome, parseLlmRequest, type LlmKind, type LlmOutcome } from './llm';
 import type { ClientErrorReason, RejectReason } from './metrics';
+import type { CompiledMirror, Mirrorer } from './mirror';
 import type { CompiledRoute, CompiledVersion } from './table';
 
 export const VERSION_HEADER = 'x-canary-version';
@@ -43,6 +51,9 @@ export interface ProxyOptions {
   bodyIdleTimeoutMs: number;
   /** Request bodies up to this size are received whole before the request goes upstream. */
   bodyBufferBytes: number;
+  /** Largest request body copied to meter an LLM request or mirror it. */
+  bodyCopyBytes: number;
+  mirrorer?: Mirrorer;
   onUpstreamError?: (target: string, version: string, err: Error) => void;
   /** A request the gateway answered or cut itself for the client's fault. */
   onClientError?: (reason: ClientErrorReason) => void;
@@ -128,6 +139,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | undefined = undefined;
   private resumeUpstream: (() => void) | undefined = undefined;
   private readonly startedAt = performance.now();
+  /** Set (before start) for an LLM request: its response is metered. */
+  llmKind: LlmKind | undefined = undefined;
+  /** Set (before start) when this request is to be mirrored. */
+  mirror: CompiledMirror | undefined = undefined;
+  private meter: LlmResponseMeter | undefined = undefined;
+  /** The whole request body when a copy is kept (null: none), for metering and mirroring; undefined when not kept. */
+  private requestBody: Buffer | null | undefined = undefined;
+  /** The copy of a streamed body, while it arrives; undefined when none is kept (or it grew too large). */
+  private copy: Buffer[] | undefined = undefined;
+  private copyBytes = 0;
 
   constructor(
     private readonly req: ExchangeRequest,
@@ -137,11 +158,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly options: ProxyOptions,
     private readonly path: string,
     private readonly headers: string[],
+    /** The path after the target, for a mirror's copy. */
+    private readonly rest: string,
   ) {}
 
   /** Sends the request upstream now if it has no body, else once its body is complete or large enough. */
   start(hasBody: boolean): void {
     if (!hasBody) {
+      if (this.keepsBody()) this.requestBody = null;
       this.dispatch(null);
       return;
     }
@@ -157,7 +181,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   bodyData(chunk: Buffer): void {
     this.idleTimer?.refresh();
     const chunks = this.chunks;
-    if (chunks === undefined) return; // streaming upstream: undici reads the body itself
+    if (chunks === undefined) {
+      // Streaming upstream: undici reads the body itself; a copy is kept on the side if wanted.
+      const copy = this.copy;
+      if (copy !== undefined) {
+        this.copyBytes += chunk.length;
+        if (this.copyBytes > this.options.bodyCopyBytes) this.copy = undefined;
+        else copy.push(chunk);
+      }
+      return;
+    }
     chunks.push(chunk);
     this.buffered += chunk.length;
     if (this.buffered >= this.options.bodyBufferBytes) this.streamBody(chunks);
@@ -167,9 +200,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.stopIdleTimer();
     this.releaseUploadSlot();
     const chunks = this.chunks;
-    if (chunks === undefined) return;
+    if (chunks === undefined) {
+      if (this.copy !== undefined) this.requestBody = Buffer.concat(this.copy, this.copyBytes);
+      this.copy = undefined;
+      return;
+    }
     this.chunks = undefined;
-    this.dispatch(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.buffered));
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.buffered);
+    if (this.keepsBody() && body.length <= this.options.bodyCopyBytes) this.requestBody = body;
+    this.dispatch(body);
+  }
+
+  private keepsBody(): boolean {
+    return this.llmKind !== undefined || this.mirror !== undefined;
   }
 
   /** A large body: what arrived so far is put back in front of the stream, which goes upstream. */
@@ -177,6 +220,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     const req = this.req;
     this.chunks = undefined;
     req.pause(); // until undici reads it
+    // What arrived so far comes through bodyData again once undici reads it: the copy starts empty.
+    if (this.keepsBody()) this.copy = [];
     req.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.buffered));
     this.dispatch(req);
   }
@@ -259,9 +304,40 @@ class Exchange implements Dispatcher.DispatchHandler {
     return true;
   }
 
-  private finish(status: number, error: boolean): void {
+  /** `ended`: how the response ended — whole, failed (a 5xx the gateway answered, a broken stream) or the client went away. */
+  private finish(status: number, error: boolean, ended: 'complete' | 'failed' | 'gone'): void {
     if (!this.close() || !this.dispatched) return;
-    this.version.stats.finish(status, error, performance.now() - this.startedAt, this.timeToFirstByteMs);
+    const now = performance.now();
+    const latencyMs = now - this.startedAt;
+    this.version.stats.finish(status, error, latencyMs, this.timeToFirstByteMs);
+    if (this.llmKind !== undefined || this.mirror !== undefined) this.afterFinish(status, error, ended, now, latencyMs);
+  }
+
+  /** An LLM request's counts, and the mirror's copy: off the path of plain traffic. */
+  private afterFinish(status: number, error: boolean, ended: 'complete' | 'failed' | 'gone', now: number, latencyMs: number): void {
+    const body = this.requestBody;
+    const kind = this.llmKind;
+    const answer = this.meter?.end(now);
+    this.meter = undefined;
+    const request = kind !== undefined && body ? parseLlmRequest(kind, body) : undefined;
+    let outcome: LlmOutcome | undefined;
+    if (answer && request) {
+      outcome = llmOutcome(request, answer);
+      this.version.stats.finishLlm(outcome, ended === 'complete');
+    }
+    const mirror = this.mirror;
+    // A client that went away got no answer to compare; a body not kept (too large) cannot be copied.
+    if (mirror === undefined || ended === 'gone' || body === undefined) return;
+    this.options.mirrorer?.submit({
+      mirror,
+      method: this.req.method ?? 'GET',
+      rest: this.rest,
+      headers: this.headers,
+      body,
+      ...(kind !== undefined ? { llmKind: kind } : {}),
+      ...(request ? { llmRequest: request } : {}),
+      baseline: { status, error, latencyMs, ...(outcome && ended === 'complete' ? { llm: outcome } : {}) },
+    });
   }
 
   /** The gateway gives up on the request for the client's fault: it does not count as the version's. */
@@ -275,7 +351,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   clientGone(): void {
     if (this.finished) return;
     const abort = this.abortUpstream;
-    this.finish(this.status || 499, false); // first: the abort calls onError at once, which must see it finished
+    this.finish(this.status || 499, false, 'gone'); // first: the abort calls onError at once, which must see it finished
     abort?.(new ExchangeEndedError());
   }
 
@@ -314,6 +390,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       const extra = connectionTokens(connection);
       if (extra) for (const token of extra) delete out[token];
     }
+    if (this.llmKind !== undefined && statusCode < 300) {
+      const type = out['content-type'];
+      this.meter = new LlmResponseMeter(this.llmKind, typeof type === 'string' && type.includes('text/event-stream'), this.startedAt);
+    }
     out[VERSION_HEADER] = this.version.name;
     if (statusText) res.writeHead(statusCode, statusText, out);
     else res.writeHead(statusCode, out);
@@ -324,7 +404,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.timeToFirstByteMs < 0) this.timeToFirstByteMs = performance.now() - this.startedAt;
-    if (!this.res.write(chunk)) {
+    const written = this.res.write(chunk);
+    this.meter?.push(chunk, performance.now()); // after the client has it: metering never delays a chunk
+    if (!written) {
       if (!this.waitingForDrain) {
         this.waitingForDrain = true;
         this.res.once('drain', onResponseDrain);
@@ -337,7 +419,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onComplete(): void {
     if (this.timeToFirstByteMs < 0) this.timeToFirstByteMs = performance.now() - this.startedAt;
     this.res.end();
-    this.finish(this.status, this.status >= 500);
+    this.finish(this.status, this.status >= 500, 'complete');
   }
 
   onError(err: Error): void {
@@ -356,7 +438,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const timedOut = TIMEOUT_CODES.has(code);
     if (!res.headersSent) {
       const errorStatus = timedOut ? 504 : 502;
-      this.finish(errorStatus, true);
+      this.finish(errorStatus, true, 'failed');
       sendError(
         res,
         errorStatus,
@@ -367,7 +449,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       );
     } else {
       // The response had started: the only honest signal left is a broken connection.
-      this.finish(this.status, true);
+      this.finish(this.status, true, 'failed');
       res.destroy(err);
     }
   }
@@ -392,10 +474,14 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, route: C
   let forwardedFor: string | undefined;
   let hasBody = false;
   let hasHost = false;
+  const match = route.match;
+  const matchHeader = match?.header;
+  let matchValue: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
+    if (lower === matchHeader) matchValue = matchValue === undefined ? value : `${matchValue}, ${value}`;
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
       else if (lower === 'transfer-encoding') hasBody = true;
@@ -435,8 +521,14 @@ export function proxyRequest(req: IncomingMessage, res: ServerResponse, route: C
   if (remote) forwardedFor = forwardedFor ? `${forwardedFor}, ${remote}` : remote;
   if (forwardedFor) headers.push('x-forwarded-for', forwardedFor);
 
-  const version = route.versions[chooseVersionIndex(route.ranges, route.salt, key)]!;
-  const exchange = new Exchange(req, res as ExchangeResponse, route, version, options, version.basePath + rest, headers);
+  // With a match, only requests carrying one of its values are split; the others go to its `others` version.
+  const index = match !== undefined && (matchValue === undefined || !match.values.has(matchValue)) ? match.othersIndex : chooseVersionIndex(route.ranges, route.salt, key);
+  const version = route.versions[index]!;
+  const exchange = new Exchange(req, res as ExchangeResponse, route, version, options, version.basePath + rest, headers, rest);
+  if (hasBody) exchange.llmKind = llmKindOf(req.method, rest);
+  const mirror = route.mirror;
+  // Mirrored requests are drawn at random (not by key): a key's user is not always in the shadow.
+  if (mirror !== undefined && index === mirror.fromIndex && options.mirrorer !== undefined && Math.random() * 100 < mirror.percent) exchange.mirror = mirror;
   (res as ExchangeResponse)[kExchange] = exchange;
   res.on('close', onResponseClose);
   exchange.start(hasBody);

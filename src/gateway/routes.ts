@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { targetProblem, upstreamUrlSchema, versionNameSchema, WEIGHT_RESOLUTION, isWeightMultiple } from '../spec/patterns';
+import { callbackUrlSchema, targetProblem, upstreamUrlSchema, versionNameSchema, WEIGHT_RESOLUTION, isWeightMultiple } from '../spec/patterns';
 
 export const MAX_VERSIONS = 4;
 export { RESERVED_TARGETS, TARGET_PATTERN } from '../spec/patterns';
@@ -43,6 +43,61 @@ export const routeVersionSchema = z.strictObject(
   { error: strictObjectError('each version must be an object with "name", "url" and "weight"') },
 );
 
+const MAX_MATCH_VALUES = 20;
+const MAX_MATCH_VALUE_CHARS = 200;
+/** An HTTP field name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/;
+
+/**
+ * Only requests whose `header` has one of `values` are split by the weights; every other request
+ * goes to the version `others`. The name is stored lower-cased (as the proxy compares it).
+ */
+export const routeMatchSchema = z.strictObject(
+  {
+    header: z
+      .string({ error: 'match.header must be a string' })
+      .regex(HEADER_NAME, 'match.header must be an HTTP header name (letters, digits and !#$%&\'*+-.^_`|~, at most 100)')
+      .transform((name) => name.toLowerCase()),
+    values: z
+      .array(
+        z.string({ error: 'match.values must be strings' }).min(1, 'match.values must not be empty strings').max(MAX_MATCH_VALUE_CHARS, `match.values must be at most ${MAX_MATCH_VALUE_CHARS} characters each`),
+        { error: 'match.values must be an array of strings' },
+      )
+      .min(1, 'match.values must list at least one value')
+      .max(MAX_MATCH_VALUES, `match.values may list at most ${MAX_MATCH_VALUES} values`),
+    others: versionNameSchema('match.others'),
+  },
+  { error: strictObjectError('match must be an object with "header", "values" and "others"') },
+);
+
+/**
+ * A shadow: copies of `percent`% of the requests `from` serves go to `to` (whose answers nobody
+ * sees); `evaluator` judges a `sample` fraction of the pairs.
+ */
+export const routeMirrorSchema = z.strictObject(
+  {
+    from: versionNameSchema('mirror.from'),
+    to: versionNameSchema('mirror.to'),
+    percent: z
+      .number({ error: 'mirror.percent must be a number' })
+      .gt(0, 'mirror.percent must be more than 0')
+      .max(100, 'mirror.percent must be at most 100'),
+    evaluator: z
+      .strictObject(
+        {
+          url: callbackUrlSchema('mirror.evaluator.url'),
+          sample: z.number({ error: 'mirror.evaluator.sample must be a number' }).min(0, 'mirror.evaluator.sample must be at least 0').max(1, 'mirror.evaluator.sample must be at most 1'),
+        },
+        { error: strictObjectError('mirror.evaluator must be an object with "url" and "sample"') },
+      )
+      .optional(),
+  },
+  { error: strictObjectError('mirror must be an object with "from", "to" and "percent"') },
+);
+
+export type RouteMatch = z.infer<typeof routeMatchSchema>;
+export type RouteMirror = z.infer<typeof routeMirrorSchema>;
+
 export const routeInputSchema = z
   .strictObject(
     {
@@ -51,6 +106,8 @@ export const routeInputSchema = z
         .min(1, 'versions must list at least one version')
         .max(MAX_VERSIONS, `versions may list at most ${MAX_VERSIONS} versions`),
       salt: z.string({ error: 'salt must be a string' }).min(1, 'salt must not be empty').max(200, 'salt must be at most 200 characters').optional(),
+      match: routeMatchSchema.optional(),
+      mirror: routeMirrorSchema.optional(),
     },
     { error: strictObjectError('the body must be a JSON object with "versions"') },
   )
@@ -68,15 +125,27 @@ export const routeInputSchema = z
     if (Math.abs(sum - 100) > 1e-6) {
       ctx.addIssue({ code: 'custom', path: ['versions'], message: `weights must sum to 100 (they sum to ${Number(sum.toFixed(6))})` });
     }
+    const names = route.versions.map((v) => JSON.stringify(v.name)).join(', ');
+    const mustName = (path: string[], field: string, name: string) => {
+      if (!seen.has(name)) ctx.addIssue({ code: 'custom', path, message: `${field} "${name}" must name one of the route's versions (${names})` });
+    };
+    if (route.match) mustName(['match', 'others'], 'match.others', route.match.others);
+    if (route.mirror) {
+      mustName(['mirror', 'from'], 'mirror.from', route.mirror.from);
+      mustName(['mirror', 'to'], 'mirror.to', route.mirror.to);
+      if (route.mirror.from === route.mirror.to) ctx.addIssue({ code: 'custom', path: ['mirror', 'to'], message: 'mirror.to must be another version than mirror.from' });
+    }
   });
 
 export type RouteInput = z.infer<typeof routeInputSchema>;
 export type RouteVersion = z.infer<typeof routeVersionSchema>;
 
-/** A stored route: its versions in order [baseline, candidate, ...] and its bucketing salt. */
+/** A stored route: its versions in order [baseline, candidate, ...], its bucketing salt, and optionally a header match and a mirror. */
 export interface Route {
   versions: RouteVersion[];
   salt: string;
+  match?: RouteMatch;
+  mirror?: RouteMirror;
 }
 
 export interface Issue {
@@ -103,12 +172,19 @@ export function parseRoute(target: string, body: unknown, existing?: Route): Val
     for (const issue of result.error.issues) issues.push({ path: issue.path.map(String).join('.'), message: issue.message });
   }
   if (issues.length > 0 || !result.success) return { ok: false, issues };
+  const { match, mirror } = result.data;
   const versions = result.data.versions.map((v) => ({ name: v.name, url: v.url, weight: v.weight }));
-  return { ok: true, value: { versions, salt: result.data.salt ?? existing?.salt ?? target } };
+  const route: Route = { versions, salt: result.data.salt ?? existing?.salt ?? target };
+  if (match) route.match = match;
+  if (mirror) route.mirror = mirror;
+  return { ok: true, value: route };
 }
 
 const fileSchema = z.object({
-  routes: z.record(z.string(), z.object({ versions: z.array(routeVersionSchema).min(1), salt: z.string().min(1) })),
+  routes: z.record(
+    z.string(),
+    z.object({ versions: z.array(routeVersionSchema).min(1), salt: z.string().min(1), match: routeMatchSchema.optional(), mirror: routeMirrorSchema.optional() }),
+  ),
 });
 
 /**

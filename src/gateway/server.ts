@@ -9,6 +9,7 @@ import { handleAdmin, type AdminContext } from './admin';
 import { GATEWAY_DEFAULTS } from './defaults';
 import { CLOSE, rawErrorResponse, sendError } from './http-util';
 import { GatewayMetrics, type ClientErrorReason } from './metrics';
+import { Mirrorer } from './mirror';
 import { abandonExchange, proxyRequest, type ProxyOptions } from './proxy';
 import { RouteStore } from './routes';
 import { RouteTable, type PoolOptions } from './table';
@@ -39,6 +40,14 @@ export interface GatewayOptions {
   bodyBufferBytes?: number;
   /** How long the counters of a version that left its route stay readable, then are dropped; default 60 s. */
   metricsRetentionMs?: number;
+  /** Largest request body copied to meter an LLM request or mirror it; default 1 MiB. */
+  bodyCopyBytes?: number;
+  /** Most mirrored requests in flight; beyond, copies are dropped (counted); default 64. */
+  mirrorMaxInFlight?: number;
+  /** Most mirror-evaluator calls in flight; default 8. */
+  evaluatorMaxInFlight?: number;
+  /** Longest a mirror-evaluator call may take; default 10 s. */
+  evaluatorTimeoutMs?: number;
   pool?: PoolOptions;
 }
 
@@ -62,10 +71,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? GATEWAY_DEFAULTS.bodyIdleTimeoutMs;
   const admin: AdminContext = { store, table, metrics, adminToken: options.adminToken || undefined, logger, bodyIdleTimeoutMs };
   const onClientError = (reason: ClientErrorReason) => metrics.clientError(reason);
+  const upstreamTimeoutMs = options.upstreamTimeoutMs ?? GATEWAY_DEFAULTS.upstreamTimeoutMs;
+  const mirrorer = new Mirrorer({
+    maxInFlight: options.mirrorMaxInFlight ?? GATEWAY_DEFAULTS.mirrorMaxInFlight,
+    upstreamTimeoutMs,
+    evaluatorMaxInFlight: options.evaluatorMaxInFlight ?? GATEWAY_DEFAULTS.evaluatorMaxInFlight,
+    evaluatorTimeoutMs: options.evaluatorTimeoutMs ?? GATEWAY_DEFAULTS.evaluatorTimeoutMs,
+    onError: (what, err) => logger.debug({ err: err.message }, `${what} failed`),
+  });
   const proxyOptions: ProxyOptions = {
-    upstreamTimeoutMs: options.upstreamTimeoutMs ?? GATEWAY_DEFAULTS.upstreamTimeoutMs,
+    upstreamTimeoutMs,
     bodyIdleTimeoutMs,
     bodyBufferBytes: options.bodyBufferBytes ?? GATEWAY_DEFAULTS.bodyBufferBytes,
+    bodyCopyBytes: options.bodyCopyBytes ?? GATEWAY_DEFAULTS.bodyCopyBytes,
+    mirrorer,
     onUpstreamError: (target, version, err) => logger.debug({ target, version, err: err.message }, 'upstream error'),
     onClientError,
   };
@@ -167,7 +186,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ]);
       clearTimeout(timer);
       server.closeAllConnections();
-      await table.close(graceMs);
+      await Promise.all([table.close(graceMs), mirrorer.close()]);
     })());
 
   return { url, port, metrics, close };

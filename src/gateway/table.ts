@@ -8,6 +8,7 @@ import { Pool } from 'undici';
 import { bucketRanges, type BucketRange } from './bucketing';
 import { GATEWAY_DEFAULTS } from './defaults';
 import type { GatewayMetrics, VersionStats } from './metrics';
+import type { CompiledMirror } from './mirror';
 import { VERSION_HEADER } from './proxy';
 import type { Route } from './routes';
 
@@ -47,6 +48,9 @@ export interface CompiledRoute {
   salt: string;
   ranges: BucketRange[];
   versions: CompiledVersion[];
+  /** Requests whose `header` is not one of `values` go to versions[othersIndex], unsplit. */
+  match?: { header: string; values: ReadonlySet<string>; othersIndex: number };
+  mirror?: CompiledMirror;
 }
 
 export interface PoolOptions {
@@ -92,12 +96,20 @@ export class RouteTable {
       };
     });
     const previous = this.compiled.get(target);
-    this.compiled.set(target, {
+    const indexOf = (name: string) => versions.findIndex((v) => v.name === name); // validated: present
+    const compiled: CompiledRoute = {
       target,
       salt: route.salt,
       ranges: bucketRanges(route.versions.map((v) => v.weight)),
       versions,
-    });
+    };
+    if (route.match) compiled.match = { header: route.match.header, values: new Set(route.match.values), othersIndex: indexOf(route.match.others) };
+    if (route.mirror) {
+      const { from, to, percent, evaluator } = route.mirror;
+      compiled.mirror = { fromIndex: indexOf(from), to: versions[indexOf(to)]!, percent, shadow: this.metrics.shadow(target) };
+      if (evaluator) compiled.mirror.evaluator = { url: evaluator.url, sample: evaluator.sample };
+    }
+    this.compiled.set(target, compiled);
     if (previous) this.release(previous.versions.filter((old) => !versions.some((v) => v.stats === old.stats)));
     this.closeUnusedPools();
   }

@@ -87,7 +87,10 @@ export function complementWeight(weight: number): number {
   return Number((100 - weight).toFixed(2));
 }
 
-/** An HTTP header name as RFC 9110 spells a token, compared in lower case. */
-export const HEADER_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/;
+/**
+ * A header name a step may match on, compared in lower case: letters, digits and '-' (NGINX
+ * names a header by a variable, which cannot hold other characters, and drops '_' headers).
+ */
+export const HEADER_NAME_PATTERN = /^[A-Za-z0-9-]{1,100}$/;
 /** Header values a step may match on: visible ASCII without quotes or backslashes, so every router can express them. */
 export const HEADER_VALUE_PATTERN = /^[\x21\x23-\x5b\x5d-\x7e]{1,200}$/;

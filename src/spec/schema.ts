@@ -342,7 +342,7 @@ function adapterRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.Refin
   }
   // Route features: a header match needs a router that can express it, a shadow step one that mirrors,
   // and the mirrored pairs are recorded by the embedded gateway only (its metric source reads them).
-  const supports = (routing as { supports?: readonly string[] } | undefined)?.supports ?? [];
+  const supports = routing?.supports ?? [];
   (Array.isArray(spec.steps) ? spec.steps : []).forEach((step, i) => {
     if (!routing || typeof step !== 'object' || step === null) return;
     if (step.match && !supports.includes('match')) {

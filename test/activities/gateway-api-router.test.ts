@@ -4,7 +4,8 @@
  * optimistic concurrency, and the failures retrying cannot fix.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { gatewayApiOptions, gatewayApiRouter, gatewayApiTrafficRouter, type GatewayApiHooks, type GatewayApiOptions } from '../../src/activities/routers/gateway-api';
+import { gatewayApiOptions, gatewayApiRouter, gatewayApiTrafficRouter, MATCH_ANNOTATION, type GatewayApiHooks, type GatewayApiOptions } from '../../src/activities/routers/gateway-api';
+import { routerSupports } from '../../src/activities/routers';
 import type { TrafficRoute, TrafficRouter } from '../../src/activities/types';
 import { startKube, type KubeCluster } from '../helpers/kube';
 
@@ -127,6 +128,18 @@ describe('options', () => {
     expect(parsed.success).toBe(false);
     const text = JSON.stringify(parsed.error!.issues);
     expect(text).toContain(field);
+  });
+});
+
+describe('router capabilities', () => {
+  it('the embedded gateway supports match and mirror; nginx and gateway-api match only', () => {
+    expect(routerSupports('gateway', 'match')).toBe(true);
+    expect(routerSupports('gateway', 'mirror')).toBe(true);
+    expect(routerSupports('nginx', 'match')).toBe(true);
+    expect(routerSupports('nginx', 'mirror')).toBe(false);
+    expect(routerSupports('gateway-api', 'match')).toBe(true);
+    expect(routerSupports('gateway-api', 'mirror')).toBe(false);
+    expect(routerSupports('no-such-router', 'match')).toBe(false);
   });
 });
 
@@ -314,5 +327,95 @@ describe('an HTTPRoute in a real API server', () => {
     expect(failure.nonRetryable).toBe(true);
     expect(failure.type).toBe('Forbidden');
     expect(failure.message).toContain('reading HTTPRoute default/secret');
+  });
+
+  it('a header match: the rule sends everyone else to the baseline, a header-match rule after it carries the split; without it the rule is restored exactly', async () => {
+    await createRoute('matched');
+    const before = await getRoute('matched');
+    const r = router('matched');
+    const captured = await r.readRoute('chat');
+    const match = (...values: string[]) => ({ header: 'x-canary-user', values, others: 'v1' });
+    const rest = before.spec.rules[1];
+
+    await r.setWeights({ ...split(90, 10), match: match('internal', 'beta') }, change);
+    let now = await getRoute('matched');
+    expect(now.spec.rules).toHaveLength(3);
+    expect(now.spec.rules[0]).toEqual(before.spec.rules[0]);
+    // The stepped rule keeps its place, name, matches and filters, and sends everything to v1 (weight 1).
+    expect(now.spec.rules[1]).toEqual({ ...rest, backendRefs: [{ group: '', kind: 'Service', name: 'chat-v1', port: 8000, weight: 1 }] });
+    // Right after it: its matches with the header at each value (more specific, so they win), its filters, the split.
+    expect(now.spec.rules[2]).toEqual({
+      matches: ['internal', 'beta'].map((value) => ({ path: { type: 'PathPrefix', value: '/' }, headers: [{ type: 'Exact', name: 'x-canary-user', value }] })),
+      filters: rest.filters,
+      backendRefs: [
+        { group: '', kind: 'Service', name: 'chat-v1', port: 8000, weight: 9000 },
+        { group: '', kind: 'Service', name: 'chat-v2', port: 8000, weight: 1000 },
+      ],
+    });
+    expect(JSON.parse(now.metadata.annotations[MATCH_ANNOTATION])).toEqual({ ...match('internal', 'beta'), rules: 1 });
+    await expect(r.readRoute('chat')).resolves.toEqual({
+      target: 'chat',
+      versions: [
+        { version: 'v1', weight: 90, url: 'svc/default/chat-v1:8000' },
+        { version: 'v2', weight: 10, url: 'svc/default/chat-v2:8000' },
+      ],
+      routerState: { weights: '{"v1":9000,"v2":1000}' },
+      match: match('internal', 'beta'),
+    });
+
+    // The next step replaces the header-match rule (one value now), never adds another.
+    await r.setWeights({ ...split(0, 100), match: match('internal') }, change);
+    now = await getRoute('matched');
+    expect(now.spec.rules).toHaveLength(3);
+    expect(now.spec.rules[2].matches).toEqual([{ path: { type: 'PathPrefix', value: '/' }, headers: [{ type: 'Exact', name: 'x-canary-user', value: 'internal' }] }]);
+    expect(now.spec.rules[2].backendRefs.map((b: { weight: number }) => b.weight)).toEqual([0, 10000]);
+    await expect(r.readRoute('chat')).resolves.toMatchObject({ versions: [{ version: 'v2', weight: 100 }], match: match('internal') });
+
+    // Back to the captured route: the header-match rule and the annotation are gone, the rules exactly as they were.
+    await r.setWeights(captured!, change);
+    now = await getRoute('matched');
+    expect(now.spec).toEqual(before.spec);
+    expect(now.metadata.annotations).toBeUndefined();
+    await expect(r.readRoute('chat')).resolves.toEqual(captured);
+  });
+
+  it('a rule with a ReplacePrefixMatch rewrite (one match per rule, a CRD rule) gets one header-match rule per value', async () => {
+    const route = httpRoute('rewrite');
+    route.spec.rules[1]!.matches = [{ path: { type: 'PathPrefix', value: '/chat' } }];
+    route.spec.rules[1]!.filters = [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }] as any;
+    expect((await kube.request('POST', `/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes`, route)).status).toBe(201);
+    const r = router('rewrite');
+    await r.setWeights({ ...split(50, 50), match: { header: 'x-canary-user', values: ['a', 'b'], others: 'v1' } }, change);
+    const now = await getRoute('rewrite');
+    expect(now.spec.rules.map((rule: any) => rule.matches.map((m: any) => m.headers?.[0]?.value ?? null))).toEqual([['true'], [null], ['a'], ['b']]);
+    for (const rule of now.spec.rules.slice(2)) expect(rule.filters).toEqual(route.spec.rules[1]!.filters);
+    await expect(r.readRoute('chat')).resolves.toMatchObject({ match: { values: ['a', 'b'] }, versions: [{ weight: 50 }, { weight: 50 }] });
+    await r.setWeights(split(100, 0), change);
+    expect((await getRoute('rewrite')).spec.rules).toHaveLength(2);
+  });
+
+  it('refuses for good, before writing, a mirror, a match it cannot express, or a rule already matching the header', async () => {
+    await createRoute('refused');
+    const r = router('refused');
+    const mirror = await failureOf(r.setWeights({ ...split(90, 10), mirror: { from: 'v1', to: 'v2', percent: 10 } }, change));
+    expect(mirror.nonRetryable).toBe(true);
+    expect(mirror.type).toBe('UnsupportedRouteFeature');
+    expect(mirror.message).toContain('"mirror"');
+    for (const [bad, field] of [
+      [{ header: 'X-Canary-User', values: ['a'], others: 'v1' }, 'match.header'],
+      [{ header: 'x-canary-user', values: ['a\nb'], others: 'v1' }, 'match.values'],
+      [{ header: 'x-canary-user', values: [], others: 'v1' }, 'match.values'],
+      [{ header: 'x-canary-user', values: ['a'], others: 'v3' }, 'match.others'],
+    ] as const) {
+      const failure = await failureOf(r.setWeights({ ...split(90, 10), match: bad as any }, change));
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.type).toBe('InvalidRoute');
+      expect(failure.message).toContain(field);
+    }
+    // Rule 0 matches on x-debug already: no second match on it.
+    const onDebug = await failureOf(router('refused', { rule: { index: 0 }, backends: { v1: { name: 'chat-debug', port: 8000 }, v2: { name: 'chat-v2', port: 8000 } } }).setWeights({ ...split(90, 10), match: { header: 'x-debug', values: ['yes'], others: 'v1' } }, change));
+    expect(onDebug.message).toContain('already matches on the header x-debug');
+    expect(weightsOf(await getRoute('refused'))).toEqual({ 'chat-v1': 1 });
+    expect((await getRoute('refused')).spec.rules).toHaveLength(2);
   });
 });

@@ -81,7 +81,7 @@ function get(agent: Agent, path: string, headers: Record<string, string> = {}): 
  * `count` requests to /chat/healthz, 32 at a time, on a fresh keep-alive pool (never a
  * connection to a worker an earlier reload retired); `keyOf(i)` the x-canary-key of the i-th, if any.
  */
-async function send(count: number, keyOf?: (i: number) => string): Promise<Answer[]> {
+async function send(count: number, keyOf?: (i: number) => string, headers: Record<string, string> = {}, target = TARGET): Promise<Answer[]> {
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   const answers: Answer[] = new Array(count);
   let next = 0;
@@ -90,7 +90,7 @@ async function send(count: number, keyOf?: (i: number) => string): Promise<Answe
       Array.from({ length: 32 }, async () => {
         while (next < count) {
           const i = next++;
-          answers[i] = await get(agent, `/${TARGET}/healthz`, keyOf ? { 'x-canary-key': keyOf(i) } : {});
+          answers[i] = await get(agent, `/${target}/healthz`, { ...headers, ...(keyOf ? { 'x-canary-key': keyOf(i) } : {}) });
         }
       }),
     );
@@ -234,6 +234,77 @@ describe('nginx traffic router', () => {
     // Every key at v2 at 0.25% was at v2 at 10% too (the candidate's range only grows).
     const at10 = assigned.get(10)!;
     expect(answers.filter((a, i) => a.version === 'v2' && at10.get(userKey(i)) !== 'v2')).toEqual([]);
+  });
+});
+
+describe('nginx router: a header match', () => {
+  const MATCHED = 'matched';
+  const match = { header: 'x-canary-user', values: ['internal', 'a.b+c', '$host{1}'], others: 'v1' };
+  const at = (candidateWeight: number, more: object = {}) => ({ ...route(candidateWeight), target: MATCHED, ...more });
+
+  test('only requests with the header at one of the values are split; the rest go to the baseline', async () => {
+    await router.setWeights(at(100, { match }), { rolloutId: ROLLOUT });
+    const conf = await readFile(join(configDir, `${MATCHED}.conf`), 'utf8');
+    // A case-sensitive, anchored regex per value (plain map strings would match case-insensitively), metacharacters escaped.
+    expect(conf).toContain(
+      [
+        'map $http_x_canary_user $model_canary_matched_version {',
+        '    "~^internal$" $model_canary_matched_split;',
+        '    "~^a\\.b\\+c$" $model_canary_matched_split;',
+        '    "~^\\$host\\{1\\}$" $model_canary_matched_split;',
+        '    default "v1";',
+        '}',
+      ].join('\n'),
+    );
+    const by = (answers: Answer[]) => [...new Set(answers.map((a) => a.version))];
+    expect(by(await send(200, userKey, { 'x-canary-user': 'internal' }, MATCHED))).toEqual(['v2']);
+    expect(by(await send(200, undefined, { 'x-canary-user': 'a.b+c' }, MATCHED))).toEqual(['v2']);
+    expect(by(await send(50, undefined, { 'x-canary-user': '$host{1}' }, MATCHED))).toEqual(['v2']);
+    expect(by(await send(200, userKey, {}, MATCHED))).toEqual(['v1']);
+    expect(by(await send(200, undefined, {}, MATCHED))).toEqual(['v1']);
+    for (const other of ['Internal', 'internal2', 'axb+c', '127.0.0.1', 'hostt', '']) expect(by(await send(50, userKey, { 'x-canary-user': other }, MATCHED))).toEqual(['v1']);
+    await expect(router.readRoute(MATCHED)).resolves.toEqual({
+      target: MATCHED,
+      versions: [
+        { version: 'v1', weight: 0, url: v1.url },
+        { version: 'v2', weight: 100, url: v2.url },
+      ],
+      routerState: { salt: ROLLOUT },
+      match,
+    });
+    // What nginx serves says so too.
+    expect(((await (await fetch(`${nginx.url}/_model_canary/${MATCHED}`)).json()) as { match?: unknown }).match).toEqual(match);
+
+    // Without the match again: every request is split (here all to v2), and readRoute has no match.
+    await router.setWeights(at(100), { rolloutId: ROLLOUT });
+    expect(by(await send(200, userKey, {}, MATCHED))).toEqual(['v2']);
+    expect(await readFile(join(configDir, `${MATCHED}.conf`), 'utf8')).not.toContain('$http_x_canary_user');
+    expect((await router.readRoute(MATCHED))?.match).toBeUndefined();
+  });
+
+  test('a mirror, or a match NGINX config cannot carry, is refused for good before anything is written', async () => {
+    const before = await readFile(join(configDir, `${MATCHED}.conf`), 'utf8');
+    const mirror = await router.setWeights(at(50, { mirror: { from: 'v1', to: 'v2', percent: 10 } }), { rolloutId: ROLLOUT }).catch((e: unknown) => e);
+    expect(mirror).toBeInstanceOf(ApplicationFailure);
+    expect((mirror as ApplicationFailure).nonRetryable).toBe(true);
+    expect((mirror as ApplicationFailure).type).toBe('UnsupportedRouteFeature');
+    expect((mirror as ApplicationFailure).message).toContain('"mirror"');
+    for (const [bad, field] of [
+      [{ ...match, header: 'x_canary_user' }, 'match.header'],
+      [{ ...match, header: 'X-Canary-User' }, 'match.header'],
+      [{ ...match, values: ['a"b'] }, 'match.values'],
+      [{ ...match, values: ['a\\b'] }, 'match.values'],
+      [{ ...match, values: ['line\nbreak'] }, 'match.values'],
+      [{ ...match, values: [] }, 'match.values'],
+      [{ ...match, others: 'v3' }, 'match.others'],
+    ] as const) {
+      const err = await router.setWeights(at(50, { match: bad }), { rolloutId: ROLLOUT }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      expect((err as ApplicationFailure).nonRetryable).toBe(true);
+      expect((err as ApplicationFailure).type).toBe('InvalidRoute');
+      expect((err as ApplicationFailure).message).toContain(field);
+    }
+    expect(await readFile(join(configDir, `${MATCHED}.conf`), 'utf8')).toBe(before);
   });
 });
 

@@ -157,3 +157,15 @@ describe('le buckets to a Histogram', () => {
     expect((err as Error).message).toMatch(/metrics\.queries\.latency answered a series without a numeric le label .*sum by \(le\)/);
   });
 });
+
+describe('LLM figures of the presets', () => {
+  it('vllm reads time to first token and inter-token latency from its own histograms; gateway from its own', () => {
+    const of = (preset: 'vllm' | 'gateway') => Object.fromEntries(resolveTemplates({ preset }).map((t) => [t.figure, t]));
+    const vllm = of('vllm');
+    expect(vllm.timeToFirstToken).toMatchObject({ le: 'seconds', query: expect.stringContaining('vllm:time_to_first_token_seconds_bucket{model_name="$version"}') });
+    expect(vllm.interTokenLatency).toMatchObject({ le: 'seconds', query: expect.stringContaining('vllm:inter_token_latency_seconds_bucket{model_name="$version"}') });
+    const gateway = of('gateway');
+    expect(gateway.timeToFirstToken!.query).toContain('gateway_time_to_first_token_seconds_bucket{target="$target",version="$version"}');
+    expect(gateway.interTokenLatency!.query).toContain('gateway_inter_token_latency_seconds_bucket{target="$target",version="$version"}');
+  });
+});

@@ -195,6 +195,11 @@ describe('steady traffic through the gateway', () => {
       expect(m.latency.counts).toHaveLength(m.latency.boundsMs.length + 1);
       const ttfbExpected = preset === 'gateway' ? m.requests : within(streamed[version]!, whole);
       await expectAbout(histogramTotal(m.timeToFirstByte!), ttfbExpected, whole, `${preset} ${version} time to first byte`);
+      // The gateway meters every LLM answer's first token (a JSON answer's: its whole body); vLLM only streams'.
+      await expectAbout(histogramTotal(m.timeToFirstToken!), ttfbExpected, whole, `${preset} ${version} time to first token`);
+      expect(m.timeToFirstToken!.boundsMs).toContain(17.5);
+      // Streams of 4 tokens: gaps between them.
+      expect(histogramTotal(m.interTokenLatency!)).toBeGreaterThan(0);
     }
     // v2 is slower (60 ms vs 10 ms median): the histograms say so.
     const median = (h: MetricsSample['baseline']['latency']) => {

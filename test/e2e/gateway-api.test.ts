@@ -8,6 +8,7 @@
  * servers (processes of their own) by its weights.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { gatewayApiOptions, gatewayApiTrafficRouter } from '../../src/activities/routers/gateway-api';
 import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
 import type { RolloutSpecInput } from '../../src/spec';
 import { rolloutWorkflowId } from '../../src/workflows/messages';
@@ -180,7 +181,7 @@ it('rolls back a candidate with 30% errors: the HTTPRoute rule is back at chat-v
   const final = await rolloutEnded(control.api, started.id, 90_000);
 
   expectEnded(final, 'rolled_back');
-  expect(final.outcome!.reason).toMatch(/errors/);
+  expect(final.outcome!.reason).toMatch(/error/); // "errors" or "error rate", as the judge words it
   const failed = final.decisions.find((d) => d.verdict === 'fail')!;
   expect(failed.metrics.candidate.errors).toBeGreaterThan(0);
   // The operator's weight 1 exactly (routerState), not 10000; the candidate's backendRef stays, at 0.
@@ -215,4 +216,30 @@ it('refuses a rollout whose baseline is not what the HTTPRoute serves (409 basel
   const after = await getRoute();
   expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
   expect((await request(control.api.url, 'GET', `/v1/rollouts/${encodeURIComponent(rolloutWorkflowId(target))}`)).status).toBe(404);
+}, 30_000);
+
+it('a header match at 100%: requests with x-canary-user: internal all reach chat-v2 through the mesh, every other request chat-v1', async () => {
+  const target = uniqueTarget('gw');
+  expect([200, 404]).toContain((await kube.request('DELETE', `${ROUTES}/${ROUTE}`)).status);
+  expect((await kube.request('POST', ROUTES, operatorRoute(target))).status).toBe(201);
+  const router = gatewayApiTrafficRouter(gatewayApiOptions.parse(spec(target, 'chat-v2').routing), { gatewayUrl: 'http://127.0.0.1:1', kubeconfig: kube.kubeconfigPath });
+  const match = { header: 'x-canary-user', values: ['internal'], others: 'v1' };
+  await router.setWeights({ target, versions: [{ version: 'v1', weight: 0 }, { version: 'v2', weight: 100 }], match }, { rolloutId: `operator-${target}` });
+  await mesh.synced((await getRoute()).metadata.resourceVersion);
+  // The model server that answered (x-model-version), for 40 requests.
+  const servedBy = async (headers: Record<string, string>) => {
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const res = await fetch(`${mesh.url}/${target}/healthz`, { headers });
+        await res.text();
+        expect(res.status).toBe(200);
+        return res.headers.get('x-model-version');
+      }),
+    );
+    return [...new Set(answers)];
+  };
+  expect(await servedBy({ 'x-canary-user': 'internal' })).toEqual(['v2']);
+  expect(await servedBy({})).toEqual(['v1']);
+  expect(await servedBy({ 'x-canary-user': 'Internal' })).toEqual(['v1']);
+  await expect(router.readRoute(target)).resolves.toMatchObject({ versions: [{ version: 'v2', weight: 100 }], match });
 }, 30_000);

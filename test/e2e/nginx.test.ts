@@ -110,9 +110,35 @@ it('rolls back a candidate with 30% errors; NGINX is back at 100% baseline', asy
   const final = await rolloutEnded(control.api, started.id, 90_000);
 
   expectEnded(final, 'rolled_back');
-  expect(final.outcome!.reason).toMatch(/errors/);
+  expect(final.outcome!.reason).toMatch(/error/); // "errors" or "error rate", as the judge words it
   expect(await served(target)).toMatchObject({ v1: 100 });
   expect(Object.values(await served(target)).reduce((a, b) => a + b)).toBe(100);
   const failed = final.decisions.find((d) => d.verdict === 'fail')!;
   expect(failed.metrics.candidate.errors).toBeGreaterThan(0);
 }, 120_000);
+
+it('a header match at 100%: requests with x-canary-user: internal all reach v2, every other request v1', async () => {
+  const target = uniqueTarget('nginx');
+  const match = { header: 'x-canary-user', values: ['internal'], others: 'v1' };
+  const router = nginxTrafficRouter(nginx.routing);
+  await router.setWeights(
+    { target, versions: [{ version: 'v1', url: models.v1!.url, weight: 0 }, { version: 'v2', url: models.v2!.url, weight: 100 }], match },
+    { rolloutId: `operator-${target}` },
+  );
+  // The model server that answered (x-model-version), for 60 requests, half of them with a user key.
+  const servedBy = async (headers: Record<string, string>) => {
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        const res = await fetch(`${nginx.url}/${target}/healthz`, { headers: { ...headers, ...(i % 2 ? { 'x-canary-key': `user-${i}` } : {}) } });
+        await res.text();
+        expect(res.status).toBe(200);
+        return res.headers.get('x-model-version');
+      }),
+    );
+    return [...new Set(answers)];
+  };
+  expect(await servedBy({ 'x-canary-user': 'internal' })).toEqual(['v2']);
+  expect(await servedBy({})).toEqual(['v1']);
+  expect(await servedBy({ 'x-canary-user': 'external' })).toEqual(['v1']);
+  await expect(router.readRoute(target)).resolves.toMatchObject({ match });
+}, 30_000);

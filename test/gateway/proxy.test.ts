@@ -267,7 +267,8 @@ describe('admin API', () => {
     expect(Object.keys(metrics.versions).sort()).toEqual(['v1', 'v2']);
     let total = 0;
     for (const m of Object.values(metrics.versions)) {
-      expect(Object.keys(m).sort()).toEqual(['countingSince', 'errors', 'latency', 'requests', 'timeToFirstByte']);
+      expect(Object.keys(m).sort()).toEqual(['countingSince', 'errors', 'interTokenLatency', 'latency', 'llm', 'requests', 'timeToFirstByte', 'timeToFirstToken']);
+      expect(m.llm!.requests).toBe(0); // GETs are not LLM requests: nothing metered
       expect(Number.isNaN(Date.parse(m.countingSince!))).toBe(false);
       expect(m.latency.boundsMs).toEqual(LATENCY_BUCKETS_MS);
       expect(m.latency.counts).toHaveLength(LATENCY_BUCKETS_MS.length + 1);

@@ -1,7 +1,7 @@
 /**
  * Prometheus as a MetricSource: `metrics: { kind: "prometheus", url, preset?, queries?,
- * versionLabels?, targetLabel? }`. Each figure of a version (requests, errors, the latency and TTFB
- * histograms, resource use) is one PromQL template, evaluated as an instant query
+ * versionLabels?, targetLabel? }`. Each figure of a version (requests, errors, the latency, TTFB, TTFT and
+ * inter-token latency histograms, resource use) is one PromQL template, evaluated as an instant query
  * (`/api/v1/query`) at the end of the check's window; `$interval` is the window's length, so a
  * reading is the figures of exactly that window (`{ kind: "interval" }`: PromQL's `increase`
  * does the counting and handles counter resets; the workflow keeps no counters).
@@ -20,7 +20,8 @@
  *    read first and must have answered: "nothing failed" is only said of a version that is seen;
  *  - latency: an empty histogram if the version served no requests in the window, else the read
  *    throws (requests without latencies cannot be judged);
- *  - timeToFirstByte and the resource figures: unknown (left out of the reading).
+ *  - timeToFirstByte, timeToFirstToken, interTokenLatency and the resource figures: unknown (left
+ *    out of the reading).
  * Counts are rounded to integers (`increase` extrapolates to the window's edges, so it answers
  * fractions) and never negative; errors are at most requests. A template answering several
  * series is summed (histograms: per `le`), except gpuUtilization and kvCacheUsage: averaged.
@@ -34,14 +35,27 @@ import { defineAdapter } from '../registry';
 import type { MetricQuery, MetricSource, ModelVersion } from '../types';
 
 /** The figures a template can give, as VersionMetrics names them. */
-export const PROMETHEUS_FIGURES = ['requests', 'errors', 'latency', 'timeToFirstByte', 'cpuSeconds', 'memoryBytes', 'gpuUtilization', 'kvCacheUsage'] as const;
+export const PROMETHEUS_FIGURES = [
+  'requests',
+  'errors',
+  'latency',
+  'timeToFirstByte',
+  'timeToFirstToken',
+  'interTokenLatency',
+  'cpuSeconds',
+  'memoryBytes',
+  'gpuUtilization',
+  'kvCacheUsage',
+] as const;
 export type PrometheusFigure = (typeof PROMETHEUS_FIGURES)[number];
-type HistogramFigure = 'latency' | 'timeToFirstByte';
+type HistogramFigure = 'latency' | 'timeToFirstByte' | 'timeToFirstToken' | 'interTokenLatency';
 type ScalarFigure = Exclude<PrometheusFigure, HistogramFigure>;
 
 /** Figures every rollout needs: without a preset, their templates must be given. */
 export const REQUIRED_FIGURES: readonly PrometheusFigure[] = ['requests', 'errors', 'latency'];
-const HISTOGRAM_FIGURES: readonly HistogramFigure[] = ['latency', 'timeToFirstByte'];
+const HISTOGRAM_FIGURES: readonly HistogramFigure[] = ['latency', 'timeToFirstByte', 'timeToFirstToken', 'interTokenLatency'];
+/** Histogram figures that are simply unknown when their query answers no series. */
+const OPTIONAL_HISTOGRAM_FIGURES = ['timeToFirstByte', 'timeToFirstToken', 'interTokenLatency'] as const;
 const AVERAGED_FIGURES: readonly PrometheusFigure[] = ['gpuUtilization', 'kvCacheUsage'];
 
 export const PLACEHOLDERS = ['target', 'version', 'interval'] as const;
@@ -82,6 +96,8 @@ export const PROMETHEUS_PRESETS: Record<PresetName, Preset> = {
     errors: 'sum(increase(gateway_request_errors_total{target="$target",version="$version"}[$interval]))',
     latency: seconds('sum by (le) (increase(gateway_request_duration_seconds_bucket{target="$target",version="$version"}[$interval]))'),
     timeToFirstByte: seconds('sum by (le) (increase(gateway_time_to_first_byte_seconds_bucket{target="$target",version="$version"}[$interval]))'),
+    timeToFirstToken: seconds('sum by (le) (increase(gateway_time_to_first_token_seconds_bucket{target="$target",version="$version"}[$interval]))'),
+    interTokenLatency: seconds('sum by (le) (increase(gateway_inter_token_latency_seconds_bucket{target="$target",version="$version"}[$interval]))'),
   },
   /**
    * vLLM's own metrics, by `model_name` (the served model name: map versions to it with
@@ -97,7 +113,11 @@ export const PROMETHEUS_PRESETS: Record<PresetName, Preset> = {
     requests: 'sum(increase(vllm:request_success_total{model_name="$version"}[$interval]))',
     errors: 'sum(increase(vllm:request_success_total{model_name="$version",finished_reason="error"}[$interval]))',
     latency: seconds('sum by (le) (increase(vllm:e2e_request_latency_seconds_bucket{model_name="$version"}[$interval]))'),
+    timeToFirstToken: seconds('sum by (le) (increase(vllm:time_to_first_token_seconds_bucket{model_name="$version"}[$interval]))'),
+    // Kept: vLLM measures no first byte, and its first token is the nearest figure, so rollouts
+    // gating on timeToFirstByte with this preset keep judging what they judged before.
     timeToFirstByte: seconds('sum by (le) (increase(vllm:time_to_first_token_seconds_bucket{model_name="$version"}[$interval]))'),
+    interTokenLatency: seconds('sum by (le) (increase(vllm:inter_token_latency_seconds_bucket{model_name="$version"}[$interval]))'),
     cpuSeconds: 'sum(increase(process_cpu_seconds_total{model_name="$version"}[$interval]))',
     memoryBytes: 'sum(max_over_time(process_resident_memory_bytes{model_name="$version"}[$interval]))',
     kvCacheUsage: 'avg(avg_over_time({__name__=~"vllm:(kv|gpu)_cache_usage_perc",model_name="$version"}[$interval]))',
@@ -226,6 +246,8 @@ const queriesSchema = z.strictObject(
     errors: templateSchema('errors').optional(),
     latency: histogramTemplateSchema('latency').optional(),
     timeToFirstByte: histogramTemplateSchema('timeToFirstByte').optional(),
+    timeToFirstToken: histogramTemplateSchema('timeToFirstToken').optional(),
+    interTokenLatency: histogramTemplateSchema('interTokenLatency').optional(),
     cpuSeconds: templateSchema('cpuSeconds').optional(),
     memoryBytes: templateSchema('memoryBytes').optional(),
     gpuUtilization: templateSchema('gpuUtilization').optional(),
@@ -409,9 +431,11 @@ export function prometheusMetricSource(options: PrometheusSourceOptions): Metric
       latency = emptyHistogram();
     }
     const metrics: VersionMetrics = { ...emptyVersionMetrics(), requests, errors, latency };
-    const ttfb = byFigure.get('timeToFirstByte');
-    const timeToFirstByte = ttfb && histogramFromBuckets(ttfb.series, ttfb.le!, `metrics.queries.timeToFirstByte${where}`);
-    if (timeToFirstByte) metrics.timeToFirstByte = timeToFirstByte;
+    for (const figure of OPTIONAL_HISTOGRAM_FIGURES) {
+      const answer = byFigure.get(figure);
+      const histogram = answer && histogramFromBuckets(answer.series, answer.le!, `metrics.queries.${figure}${where}`);
+      if (histogram) metrics[figure] = histogram;
+    }
     for (const figure of ['cpuSeconds', 'memoryBytes', 'gpuUtilization', 'kvCacheUsage'] as const) {
       const answer = byFigure.get(figure);
       if (!answer) continue;

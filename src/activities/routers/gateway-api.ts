@@ -8,13 +8,17 @@
  * version with no backendRef in the rule gets one appended); every other rule, match, filter and
  * backendRef stays as it is. A backend in another namespace needs a ReferenceGrant there, as
  * usual. The worker's identity needs `get` and `update` on httproutes in the namespace.
+ *
+ * A header match (TrafficRoute.match) adds rules right after the stepped one (see
+ * MATCH_ANNOTATION): the stepped rule sends everyone to `others`, the added ones split the
+ * requests whose header has one of the values. A change without a match removes them again.
  */
 import { pathToFileURL } from 'node:url';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { VERSION_PATTERN, VERSION_RULE } from '../../spec/patterns';
-import { defineAdapter, type AdapterSettings } from '../registry';
-import type { RouteChange, RouteVersion, TrafficRoute, TrafficRouter } from '../types';
+import { defineAdapter, refuseUnsupported, type AdapterSettings } from '../registry';
+import type { RouteChange, RouteMatch, RouteVersion, TrafficRoute, TrafficRouter } from '../types';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -89,6 +93,7 @@ export const gatewayApiRouter = defineAdapter({
   kind: 'gateway-api',
   options: gatewayApiOptions,
   versionUrls: 'unused',
+  supports: ['match'],
   checkVersions: (options, versions) =>
     versions
       .filter((version) => !options.backends[version])
@@ -123,15 +128,86 @@ export interface BackendRef {
   weight?: number;
   [more: string]: unknown;
 }
+interface HttpHeaderMatch {
+  type?: 'Exact' | 'RegularExpression';
+  name: string;
+  value: string;
+}
+interface HttpRouteMatch {
+  headers?: HttpHeaderMatch[];
+  [more: string]: unknown;
+}
+interface HttpRouteFilter {
+  type?: string;
+  urlRewrite?: { path?: { type?: string } };
+  requestRedirect?: { path?: { type?: string } };
+  [more: string]: unknown;
+}
 interface HttpRouteRule {
   name?: string;
+  matches?: HttpRouteMatch[];
+  filters?: HttpRouteFilter[];
   backendRefs?: BackendRef[];
   [more: string]: unknown;
 }
 interface HttpRoute {
-  metadata: { name: string; namespace?: string; resourceVersion?: string; [more: string]: unknown };
+  metadata: { name: string; namespace?: string; resourceVersion?: string; annotations?: Record<string, string>; [more: string]: unknown };
   spec?: { rules?: HttpRouteRule[]; [more: string]: unknown };
   [more: string]: unknown;
+}
+
+/**
+ * TrafficRoute.match on an HTTPRoute. The rule the router steps keeps its place (and name) and
+ * sends every request to `others`; right after it, header-match rules (no name) carry the split:
+ * the rule's matches with `{ type: Exact, name: <header>, value }` added, one per value, so they
+ * are more specific than the rule's own (Gateway API: with equal paths and methods, the match
+ * with more header matches wins). This annotation on the route records them, for readRoute and
+ * for the next change (which replaces or removes them): `{ header, values, others, rules }`.
+ */
+export const MATCH_ANNOTATION = 'model-canary/header-match';
+const matchRecord = z.object({
+  header: z.string().min(1),
+  values: z.array(z.string()).min(1),
+  others: z.string().min(1),
+  /** How many rules after the stepped one are the router's. */
+  rules: z.number().int().min(1),
+});
+type MatchRecord = z.output<typeof matchRecord>;
+/** Gateway API (v1) limits: rules per HTTPRoute, matches per rule. */
+const MAX_RULES = 16;
+const MAX_MATCHES_PER_RULE = 64;
+/** An HTTPHeaderMatch name (Gateway API's pattern), lower case as TrafficRoute.match has it. */
+const MATCH_HEADER = /^[a-z0-9!#$%&'*+\-.^_`|~]{1,256}$/;
+/** A header value HTTP can carry and Gateway API takes (1-4096): no control characters, no outer spaces (HTTP trims them). */
+const MATCH_VALUE = /^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$/;
+const MAX_MATCH_VALUE = 4096;
+
+/** The route's match, checked for what an HTTPRoute can express (undefined: every request is split). */
+function matchOf(route: TrafficRoute, options: GatewayApiOptions): RouteMatch | undefined {
+  const match = route.match;
+  if (!match) return undefined;
+  const invalid = (message: string) => ApplicationFailure.nonRetryable(`route of ${route.target}: ${message}`, 'InvalidRoute');
+  if (typeof match.header !== 'string' || !MATCH_HEADER.test(match.header)) {
+    throw invalid(`match.header ${JSON.stringify(match.header)} must be an HTTP header name in lower case (1-256 letters, digits and !#$%&'*+-.^_\`|~)`);
+  }
+  if (!Array.isArray(match.values) || match.values.length === 0) throw invalid('match.values must list at least one header value');
+  const values: string[] = [];
+  for (const value of match.values) {
+    if (typeof value !== 'string' || value.length > MAX_MATCH_VALUE || !MATCH_VALUE.test(value)) {
+      throw invalid(`match.values: ${JSON.stringify(value)} must be a header value of 1-${MAX_MATCH_VALUE} characters, without control characters or outer spaces`);
+    }
+    if (!values.includes(value)) values.push(value);
+  }
+  if (!route.versions.some((v) => v.version === match.others) || !options.backends[match.others]) {
+    throw invalid(`match.others "${match.others}" must be a version of the route with a Service in routing.backends: requests without the header go to it`);
+  }
+  return { header: match.header, values, others: match.others };
+}
+
+/** Whether a ReplacePrefixMatch path filter (URLRewrite, RequestRedirect; of the rule or a backendRef) limits the rule to one match (a CEL rule of the CRD). */
+function onePrefixMatchOnly(rule: HttpRouteRule): boolean {
+  const prefixFilter = (f: HttpRouteFilter) => f.urlRewrite?.path?.type === 'ReplacePrefixMatch' || f.requestRedirect?.path?.type === 'ReplacePrefixMatch';
+  return (rule.filters ?? []).some(prefixFilter) || (rule.backendRefs ?? []).some((ref) => ((ref.filters as HttpRouteFilter[] | undefined) ?? []).some(prefixFilter));
 }
 
 type KubeClient = typeof import('@kubernetes/client-node');
@@ -218,19 +294,69 @@ export function gatewayApiTrafficRouter(options: GatewayApiOptions, settings: Ad
     }
   };
 
-  const findRule = (route: HttpRoute): HttpRouteRule => {
+  const findRuleIndex = (route: HttpRoute): number => {
     const rules = route.spec?.rules ?? [];
-    const rule =
-      'index' in options.rule ? rules[options.rule.index] : rules.find((r) => r.name === (options.rule as { name: string }).name);
-    if (!rule) {
+    const index =
+      'index' in options.rule ? (options.rule.index < rules.length ? options.rule.index : -1) : rules.findIndex((r) => r.name === (options.rule as { name: string }).name);
+    if (index < 0) {
       const names = rules.map((r, i) => (r.name ? `${i} "${r.name}"` : String(i))).join(', ');
       throw ApplicationFailure.nonRetryable(`${routeName} has no ${ruleName} (routing.rule); its rules: ${names || 'none'}`, 'RuleNotFound');
     }
-    return rule;
+    return index;
   };
 
-  /** The rule's backendRefs with the weights `route` asks for (the rule is changed in place). */
-  const applyWeights = (rule: HttpRouteRule, route: TrafficRoute): Map<BackendRef, number> => {
+  /** What the route's match annotation says the router added after the rule (undefined: no match in place). */
+  const matchRecordOf = (route: HttpRoute): MatchRecord | undefined => {
+    const raw = route.metadata.annotations?.[MATCH_ANNOTATION];
+    if (raw === undefined) return undefined;
+    let parsed: ReturnType<typeof matchRecord.safeParse> | undefined;
+    try {
+      parsed = matchRecord.safeParse(JSON.parse(raw));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      throw ApplicationFailure.nonRetryable(`${routeName} has an annotation ${MATCH_ANNOTATION} the router did not write (${raw.slice(0, 200)}): remove it`, 'InvalidRouterState');
+    }
+    return parsed.data;
+  };
+
+  /** The header-match rules the router added after rule `index`, checked to be its own. */
+  const matchRulesOf = (route: HttpRoute, index: number, record: MatchRecord): HttpRouteRule[] => {
+    const rules = (route.spec?.rules ?? []).slice(index + 1, index + 1 + record.rules);
+    const ours = (rule: HttpRouteRule) =>
+      rule.name === undefined &&
+      (rule.matches?.length ?? 0) > 0 &&
+      rule.matches!.every((m) => (m.headers ?? []).some((h) => (h.type ?? 'Exact') === 'Exact' && h.name.toLowerCase() === record.header && record.values.includes(h.value)));
+    if (rules.length !== record.rules || !rules.every(ours)) {
+      throw ApplicationFailure.nonRetryable(
+        `${where}: the ${record.rules} rule(s) after it are not the header-match rules the router added for ${record.header} (annotation ${MATCH_ANNOTATION}): were they moved or edited? Remove them and the annotation, or put them back`,
+        'InvalidRouterState',
+      );
+    }
+    return rules;
+  };
+
+  /** Sets the weights of the rule's backendRefs of our versions (`wanted`, integer weights; others of `backends` 0), changing the rule in place. */
+  const setRefWeights = (rule: HttpRouteRule, wanted: Map<string, number>): void => {
+    const refs = (rule.backendRefs ??= []);
+    const placed = new Set<string>();
+    for (const ref of refs) {
+      const version = versionOf(ref);
+      if (version === undefined) continue; // not ours: untouched
+      // A version of `backends` that the route leaves out keeps its backendRef, with weight 0.
+      ref.weight = wanted.get(version) ?? 0;
+      placed.add(version);
+    }
+    for (const [version, weight] of wanted) {
+      if (placed.has(version)) continue;
+      const backend = options.backends[version]!;
+      refs.push({ group: '', kind: 'Service', name: backend.name, ...(backend.namespace ? { namespace: backend.namespace } : {}), port: backend.port, weight });
+    }
+  };
+
+  /** The integer weights `route` asks for, by version (its captured ones when it still asks for them). */
+  const wantedWeights = (route: TrafficRoute): Map<string, number> => {
     const wanted = new Map<string, number>();
     const exact = exactWeights(route);
     for (const v of route.versions) {
@@ -242,36 +368,136 @@ export function gatewayApiTrafficRouter(options: GatewayApiOptions, settings: Ad
       }
       wanted.set(v.version, exact?.get(v.version) ?? Math.round(v.weight * WEIGHT_SCALE));
     }
-    const refs = (rule.backendRefs ??= []);
-    const expected = new Map<BackendRef, number>();
-    const placed = new Set<string>();
-    for (const ref of refs) {
-      const version = versionOf(ref);
-      if (version === undefined) continue; // not ours: untouched
-      // A version of `backends` that the route leaves out keeps its backendRef, with weight 0.
-      const weight = wanted.get(version) ?? 0;
-      ref.weight = weight;
-      expected.set(ref, weight);
-      placed.add(version);
+    return wanted;
+  };
+
+  /**
+   * `current` changed (in place) to serve `route`. Without a match: the rule's weights, as ever
+   * (and the router's header-match rules of an earlier step removed). With one: the rule sends
+   * everything to `others` (weight 1; our other versions 0), and header-match rules right after
+   * it — the rule's matches, each with the header at one of the values added (so they are more
+   * specific and win), its filters and other fields, and the weighted backendRefs — split the
+   * matching requests. One rule holds all the matches, unless a ReplacePrefixMatch filter allows
+   * only one match per rule (then one rule per match). Idempotent: applying the same route again
+   * changes nothing (setWeights verifies with it).
+   */
+  const apply = (current: HttpRoute, route: TrafficRoute, match: RouteMatch | undefined): void => {
+    const index = findRuleIndex(current);
+    const rules = current.spec!.rules!;
+    const rule = rules[index]!;
+    const record = matchRecordOf(current);
+    if (record) rules.splice(index + 1, matchRulesOf(current, index, record).length);
+    const wanted = wantedWeights(route);
+    const annotations = (current.metadata.annotations ??= {});
+    if (!match) {
+      setRefWeights(rule, wanted);
+      delete annotations[MATCH_ANNOTATION];
+      if (Object.keys(annotations).length === 0) delete current.metadata.annotations;
+      return;
     }
-    for (const [version, weight] of wanted) {
-      if (placed.has(version)) continue;
-      const backend = options.backends[version]!;
-      const ref: BackendRef = { group: '', kind: 'Service', name: backend.name, ...(backend.namespace ? { namespace: backend.namespace } : {}), port: backend.port, weight };
-      refs.push(ref);
-      expected.set(ref, weight);
+    // The split first, from the rule's backendRefs as they are (backendRefs of no version included, as without a match).
+    const split = structuredClone(rule.backendRefs ?? []);
+    setRefWeights({ backendRefs: split }, wanted);
+    setRefWeights(rule, new Map([[match.others, 1]]));
+
+    const base = rule.matches?.length ? rule.matches : [{ path: { type: 'PathPrefix', value: '/' } }];
+    for (const m of base) {
+      if ((m.headers ?? []).some((h) => h.name.toLowerCase() === match.header)) {
+        throw ApplicationFailure.nonRetryable(`${where} already matches on the header ${match.header}: a route's match cannot use it`, 'InvalidRoute');
+      }
     }
-    return expected;
+    const matches = match.values.flatMap((value) =>
+      base.map((m) => ({ ...structuredClone(m), headers: [...structuredClone(m.headers ?? []), { type: 'Exact' as const, name: match.header, value }] })),
+    );
+    const perRule = onePrefixMatchOnly(rule) ? 1 : MAX_MATCHES_PER_RULE;
+    const { name: _name, matches: _matches, backendRefs: _refs, ...rest } = rule;
+    const added: HttpRouteRule[] = [];
+    for (let at = 0; at < matches.length; at += perRule) {
+      added.push({ ...structuredClone(rest), matches: matches.slice(at, at + perRule), backendRefs: structuredClone(split) });
+    }
+    if (rules.length + added.length > MAX_RULES) {
+      throw ApplicationFailure.nonRetryable(
+        `${where}: the match on ${match.header} (${match.values.length} value(s)) needs ${added.length} more rule(s), and an HTTPRoute holds at most ${MAX_RULES} (it has ${rules.length})`,
+        'InvalidRoute',
+      );
+    }
+    rules.splice(index + 1, 0, ...added);
+    const stored: MatchRecord = { header: match.header, values: match.values, others: match.others, rules: added.length };
+    annotations[MATCH_ANNOTATION] = JSON.stringify(stored);
+  };
+
+  /** A rule's backendRefs as versions and weights (percent), with their integer weights for restoring exactly. */
+  const splitOf = (rule: HttpRouteRule): { versions: RouteVersion[]; weights: Record<string, number> } | undefined => {
+    const refs = (rule.backendRefs ?? []).map((ref) => ({ ref, weight: ref.weight ?? 1 }));
+    if (refs.length === 0) return undefined;
+    const named = new Map<string, { ref: BackendRef; weight: number }>();
+    for (const entry of refs) {
+      // A backendRef of no version of `backends` is reported under its Service's name, so that
+      // a mismatch with the spec's baseline says what serves instead.
+      const ours = versionOf(entry.ref);
+      let version = ours ?? entry.ref.name;
+      const taken = named.get(version);
+      if (!ours && taken && describe(taken.ref) !== describe(entry.ref)) version = `${entry.ref.name}:${entry.ref.port ?? ''}`;
+      // Two backendRefs of one Service port serve it twice as much: their weights add up.
+      const same = named.get(version);
+      if (same) same.weight += entry.weight;
+      else named.set(version, { ...entry });
+    }
+    const total = [...named.values()].reduce((sum, e) => sum + e.weight, 0);
+    const serving = total === 0 ? [...named] : [...named].filter(([, e]) => e.weight > 0);
+    const versions: RouteVersion[] = serving.map(([version, { ref, weight }]) => ({
+      version,
+      weight: total === 0 ? 0 : Math.round((weight / total) * 100 * WEIGHT_SCALE) / WEIGHT_SCALE,
+      url: describe(ref),
+    }));
+    if (total > 0) fixRounding(versions);
+    return { versions, weights: Object.fromEntries(serving.map(([version, e]) => [version, e.weight])) };
+  };
+
+  /** Where `now` differs from `expected` (the route written) in the rule and its header-match rules. */
+  const differencesOf = (now: HttpRoute, expected: HttpRoute): string[] => {
+    const differences: string[] = [];
+    const weightsOf = (rule: HttpRouteRule) => {
+      const got = new Map<string, { ref: BackendRef; weight: number }>();
+      for (const ref of rule.backendRefs ?? []) {
+        const version = versionOf(ref);
+        if (version !== undefined) got.set(version, { ref, weight: ref.weight ?? 1 });
+      }
+      return got;
+    };
+    const compareWeights = (got: HttpRouteRule, want: HttpRouteRule, label: string) => {
+      const actual = weightsOf(got);
+      for (const [version, { ref, weight }] of weightsOf(want)) {
+        const a = actual.get(version);
+        if (a?.weight !== weight) differences.push(`${label}${version} (${describe(ref)}): ${a === undefined ? 'no backendRef' : `weight ${a.weight}`}, expected ${weight}`);
+      }
+    };
+    const index = findRuleIndex(now);
+    const wantRecord = expected.metadata.annotations?.[MATCH_ANNOTATION];
+    const gotRecord = now.metadata.annotations?.[MATCH_ANNOTATION];
+    compareWeights(now.spec!.rules![index]!, expected.spec!.rules![findRuleIndex(expected)]!, '');
+    if (gotRecord !== wantRecord) differences.push(`annotation ${MATCH_ANNOTATION}: ${gotRecord ?? 'none'}, expected ${wantRecord ?? 'none'}`);
+    else if (wantRecord !== undefined) {
+      const want = matchRulesOf(expected, findRuleIndex(expected), matchRecordOf(expected)!);
+      const got = matchRulesOf(now, index, matchRecordOf(now)!);
+      want.forEach((rule, i) => {
+        compareWeights(got[i]!, rule, `header-match rule ${index + 1 + i}: `);
+        if (canonical(got[i]!.matches) !== canonical(rule.matches)) differences.push(`header-match rule ${index + 1 + i}: matches ${canonical(got[i]!.matches)}, expected ${canonical(rule.matches)}`);
+      });
+    }
+    return differences;
   };
 
   const router: TrafficRouter = {
     async setWeights(route: TrafficRoute, _change: RouteChange) {
+      refuseUnsupported('gateway-api', gatewayApiRouter.supports, route);
+      const match = matchOf(route, options);
       const objects = await client();
       let written: HttpRoute | undefined;
       for (let attempt = 1; ; attempt += 1) {
         const current = await read();
         if (!current) throw ApplicationFailure.nonRetryable(`${routeName} does not exist (routing.httpRoute, routing.namespace)`, 'RouteNotFound');
-        applyWeights(findRule(current), route);
+        apply(current, route, match);
         await hooks.beforeWrite?.(attempt);
         try {
           // A replace carrying the resourceVersion read: a change made since is a 409, never overwritten.
@@ -296,19 +522,10 @@ export function gatewayApiTrafficRouter(options: GatewayApiOptions, settings: Ad
       // Read back what serves now: another writer may have changed it right after ours.
       const now = await read();
       if (!now) throw new Error(`${routeName} is gone right after its weights were written (resourceVersion ${written?.metadata.resourceVersion})`);
-      const rule = findRule(now);
-      const expected = applyWeights(structuredClone(rule), route);
-      const got = new Map<string, number>();
-      for (const ref of rule.backendRefs ?? []) {
-        const version = versionOf(ref);
-        if (version !== undefined) got.set(version, ref.weight ?? 1);
-      }
-      const differences: string[] = [];
-      for (const [ref, weight] of expected) {
-        const version = versionOf(ref)!;
-        const actual = got.get(version);
-        if (actual !== weight) differences.push(`${version} (${describe(ref)}): ${actual === undefined ? 'no backendRef' : `weight ${actual}`}, expected ${weight}`);
-      }
+      // What serving `route` looks like from here (apply is idempotent): what ours wrote, unless someone changed it since.
+      const expected = structuredClone(now);
+      apply(expected, route, match);
+      const differences = differencesOf(now, expected);
       if (differences.length > 0) {
         throw new Error(`${where} does not serve the weights written: ${differences.join('; ')}`);
       }
@@ -317,36 +534,30 @@ export function gatewayApiTrafficRouter(options: GatewayApiOptions, settings: Ad
     async readRoute(target: string) {
       const current = await read();
       if (!current) return undefined;
-      const rule = findRule(current);
-      const refs = (rule.backendRefs ?? []).map((ref) => ({ ref, weight: ref.weight ?? 1 }));
-      if (refs.length === 0) return undefined;
-      const named = new Map<string, { ref: BackendRef; weight: number }>();
-      for (const entry of refs) {
-        // A backendRef of no version of `backends` is reported under its Service's name, so that
-        // a mismatch with the spec's baseline says what serves instead.
-        const ours = versionOf(entry.ref);
-        let version = ours ?? entry.ref.name;
-        const taken = named.get(version);
-        if (!ours && taken && describe(taken.ref) !== describe(entry.ref)) version = `${entry.ref.name}:${entry.ref.port ?? ''}`;
-        // Two backendRefs of one Service port serve it twice as much: their weights add up.
-        const same = named.get(version);
-        if (same) same.weight += entry.weight;
-        else named.set(version, { ...entry });
-      }
-      const total = [...named.values()].reduce((sum, e) => sum + e.weight, 0);
-      const serving = total === 0 ? [...named] : [...named].filter(([, e]) => e.weight > 0);
-      const versions: RouteVersion[] = serving.map(([version, { ref, weight }]) => ({
-        version,
-        weight: total === 0 ? 0 : Math.round((weight / total) * 100 * WEIGHT_SCALE) / WEIGHT_SCALE,
-        url: describe(ref),
-      }));
-      if (total > 0) fixRounding(versions);
-      return {
+      const index = findRuleIndex(current);
+      const record = matchRecordOf(current);
+      const matchRules = record ? matchRulesOf(current, index, record) : [];
+      // With a match in place, the split is the header-match rules' (the rule itself sends everything else to `others`).
+      const split = splitOf(matchRules[0] ?? current.spec!.rules![index]!);
+      if (!split) return undefined;
+      const route: TrafficRoute = {
         target,
-        versions,
+        versions: split.versions,
         // The integer weights as they are (e.g. 1, not 10000): restoring this route writes them back.
-        routerState: { weights: JSON.stringify(Object.fromEntries(serving.map(([version, e]) => [version, e.weight]))) },
+        routerState: { weights: JSON.stringify(split.weights) },
       };
+      if (record) {
+        // The values the rules match on, as they serve (in order, once each).
+        const values: string[] = [];
+        for (const rule of matchRules) {
+          for (const m of rule.matches ?? []) {
+            const value = m.headers?.find((h) => h.name.toLowerCase() === record.header)?.value;
+            if (value !== undefined && !values.includes(value)) values.push(value);
+          }
+        }
+        route.match = { header: record.header, values, others: record.others };
+      }
+      return route;
     },
   };
   return router;
@@ -379,6 +590,13 @@ function exactWeights(route: TrafficRoute): Map<string, number> | undefined {
   }
   if ([...weights.keys()].some((version) => !route.versions.some((v) => v.version === version))) return undefined;
   return weights;
+}
+
+/** JSON with object keys sorted (the API server gives fields back in its own order). */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }
 
 /** Rounded to 0.01, the percents may miss 100 by a step: the largest takes the difference. */

@@ -15,13 +15,30 @@ export interface GatewayOptions {
 const gatewayRoute = z.object({
   versions: z.array(z.object({ name: z.string(), url: z.string(), weight: z.number() })).min(1),
   salt: z.string(),
+  match: z.object({ header: z.string(), values: z.array(z.string()), others: z.string() }).optional(),
+  mirror: z
+    .object({ from: z.string(), to: z.string(), percent: z.number(), evaluator: z.object({ url: z.string(), sample: z.number() }).optional() })
+    .optional(),
 });
+type GatewayRoute = z.infer<typeof gatewayRoute>;
+
+/** The match and mirror of a route as the gateway has them (its names are the TrafficRoute's), for sending and comparing. */
+function extrasOf(route: Pick<TrafficRoute, 'match' | 'mirror'>): Pick<GatewayRoute, 'match' | 'mirror'> {
+  const extras: Pick<GatewayRoute, 'match' | 'mirror'> = {};
+  if (route.match) extras.match = { header: route.match.header.toLowerCase(), values: [...route.match.values], others: route.match.others };
+  if (route.mirror) {
+    const { from, to, percent, evaluator } = route.mirror;
+    extras.mirror = { from, to, percent, ...(evaluator ? { evaluator: { url: evaluator.url, sample: evaluator.sample } } : {}) };
+  }
+  return extras;
+}
 
 /** `routing: { kind: "gateway" }`: the gateway the worker is configured with (GATEWAY_URL). */
 export const gatewayRouter = defineAdapter({
   kind: 'gateway',
   options: z.strictObject({ kind: z.literal('gateway') }),
   versionUrls: 'required',
+  supports: ['match', 'mirror'],
   create: (_options, settings): TrafficRouter => gatewayTrafficRouter({ url: settings.gatewayUrl, adminToken: settings.gatewayAdminToken }),
 });
 
@@ -36,8 +53,13 @@ export function gatewayTrafficRouter({ url, adminToken }: GatewayOptions): Traff
       // The salt fixes which users hash to the candidate: one per rollout (or the captured route's own).
       const salt = route.routerState?.salt ?? change.rolloutId;
       // The gateway answers with the route it now serves (stored, then in its table): verified when it is this one.
-      const served = gatewayRoute.safeParse(await requestJson<unknown>({ method: 'PUT', url: routeUrl(route.target), token: adminToken, body: { versions, salt } }));
-      const same = served.success && served.data.salt === salt && JSON.stringify(served.data.versions.map((v) => [v.name, v.weight])) === JSON.stringify(versions.map((v) => [v.name, v.weight]));
+      const extras = extrasOf(route);
+      const served = gatewayRoute.safeParse(await requestJson<unknown>({ method: 'PUT', url: routeUrl(route.target), token: adminToken, body: { versions, salt, ...extras } }));
+      const same =
+        served.success &&
+        served.data.salt === salt &&
+        JSON.stringify(served.data.versions.map((v) => [v.name, v.weight])) === JSON.stringify(versions.map((v) => [v.name, v.weight])) &&
+        JSON.stringify(extrasOf(served.data)) === JSON.stringify(extras);
       if (!same) throw new Error(`the gateway at ${url} did not confirm the route of ${route.target} it was given (${JSON.stringify(served.success ? served.data : served.error.issues).slice(0, 300)})`);
     },
 
@@ -49,11 +71,12 @@ export function gatewayTrafficRouter({ url, adminToken }: GatewayOptions): Traff
       if (!parsed.success) {
         throw ApplicationFailure.nonRetryable(`GET ${routeUrl(target)} answered something that is not a route: ${JSON.stringify(body).slice(0, 300)}`, 'UpstreamRejected');
       }
-      return {
+      const route: TrafficRoute = {
         target,
         versions: parsed.data.versions.map((v) => ({ version: v.name, url: v.url, weight: v.weight })),
         routerState: { salt: parsed.data.salt },
       };
+      return { ...route, ...extrasOf(parsed.data) };
     },
   };
   return router;

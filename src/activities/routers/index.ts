@@ -3,7 +3,7 @@
  * line below.
  */
 import type { z } from 'zod';
-import type { AdapterKind, OptionsSchema } from '../registry';
+import type { AdapterKind, OptionsSchema, RouteFeature } from '../registry';
 import type { TrafficRouter } from '../types';
 import { gatewayRouter } from './gateway';
 import { gatewayApiRouter } from './gateway-api';
@@ -13,3 +13,9 @@ export const ROUTERS = [gatewayRouter, nginxRouter, gatewayApiRouter] as const s
 
 /** A spec's `routing`, as validated. */
 export type RoutingSpec = z.output<(typeof ROUTERS)[number]['options']>;
+
+/** Whether the router of `kind` implements `feature` (AdapterKind.supports): false for an unknown kind. */
+export function routerSupports(kind: string, feature: RouteFeature): boolean {
+  const router: AdapterKind<OptionsSchema, TrafficRouter> | undefined = ROUTERS.find((r) => r.kind === kind);
+  return router?.supports?.includes(feature) ?? false;
+}

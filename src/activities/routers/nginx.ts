@@ -41,6 +41,14 @@
  * and a restored route keeps its own. It goes into the config as a SHA-256 prefix (any rollout id
  * is then safe in a config string); the header comment keeps the salt itself.
  *
+ * A header match (TrafficRoute.match: `{ header, values, others }`): the split above becomes
+ * `$…_split`, and `map $http_<header, '-' as '_'> $…_version` picks it for a request whose header
+ * is one of the values — one anchored, case-sensitive regex per value (`"~^internal$"`; a map's
+ * plain strings would match case-insensitively), its metacharacters escaped — and `others` for
+ * every other request. Values with `"` or `\`, control characters or outer spaces are refused, as
+ * are headers NGINX cannot name as a variable (anything but lower-case letters, digits and '-').
+ * The header comment and the status location carry the match; readRoute gives it back.
+ *
  * setWeights: under a lock per configDir (one worker process; routes of different targets are
  * then tested one at a time), renders the files, writes them atomically (temp file + rename), runs
  * `nginx -t`; when it fails, the previous files are put back (so a broken config is never what a
@@ -67,8 +75,8 @@ import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { defineAdapter } from '../registry';
-import type { RouteChange, TrafficRoute, TrafficRouter } from '../types';
+import { defineAdapter, refuseUnsupported } from '../registry';
+import type { RouteChange, RouteMatch, TrafficRoute, TrafficRouter } from '../types';
 
 /** How long setWeights waits for nginx to answer the new generation after a reload. */
 export const VERIFY_TIMEOUT_MS = 10_000;
@@ -85,6 +93,16 @@ const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const LISTEN_PATTERN = /^(?:(\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):)?(\d{1,5})$/;
 /** What a URL path may hold in the config (a quoted map value): no `$` (a variable), quotes, `\`, braces or spaces. */
 const SAFE_PATH = /^[A-Za-z0-9._~!&'()*+,;=:@%/-]*$/;
+/** A match header NGINX can read as `$http_<name>`: lower case, digits and '-' ('_' headers nginx drops by default). */
+const MATCH_HEADER = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+/**
+ * A match value NGINX config carries safely: visible ASCII and inner spaces, without `"` or `\`
+ * (it goes into a quoted, case-sensitive map regex, its metacharacters `$` included escaped: a map
+ * key is no variable). HTTP trims a header's outer spaces, so a value with them could never match.
+ */
+const MATCH_VALUE = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/;
+const MATCH_VALUE_REFUSED = /["\\]/;
+const MAX_MATCH_VALUE = 4096;
 
 const absolutePath = (what: string) =>
   z.string({ error: `${what} must be a string` }).refine((p) => isAbsolute(p), { message: `${what} must be an absolute path` });
@@ -125,6 +143,7 @@ export const nginxRouter = defineAdapter({
   kind: 'nginx',
   options: nginxOptions,
   versionUrls: 'required',
+  supports: ['match'],
   create: (options): TrafficRouter => nginxTrafficRouter(options),
 });
 
@@ -134,6 +153,8 @@ const storedRoute = z.object({
   versions: z.array(z.object({ version: z.string(), weight: z.number(), url: z.string() })).min(1),
   salt: z.string(),
   generation: z.number().int(),
+  /** TrafficRoute.match, as applied. */
+  match: z.object({ header: z.string(), values: z.array(z.string()).min(1), others: z.string() }).optional(),
 });
 type StoredRoute = z.output<typeof storedRoute>;
 
@@ -248,14 +269,22 @@ export function nginxTrafficRouter(options: NginxOptions): TrafficRouter {
     async setWeights(route: TrafficRoute, change: RouteChange) {
       const target = route.target;
       if (!TARGET_PATTERN.test(target)) throw ApplicationFailure.nonRetryable(`target "${target}" cannot be an NGINX route: lower-case letters, digits and '-', starting with a letter`, 'InvalidRoute');
+      refuseUnsupported('nginx', nginxRouter.supports, route);
       const upstreams = upstreamsOf(route);
+      const match = matchOf(route);
       const salt = route.routerState?.salt ?? change.rolloutId;
 
       await withLock(configDir, async () => {
         await mkdir(configDir, { recursive: true });
         const previousRoute = await readStored(target);
         const generation = (previousRoute?.generation ?? 0) + 1;
-        const stored: StoredRoute = { target, versions: upstreams.map(({ version, weight, url }) => ({ version, weight, url })), salt, generation };
+        const stored: StoredRoute = {
+          target,
+          versions: upstreams.map(({ version, weight, url }) => ({ version, weight, url })),
+          salt,
+          generation,
+          ...(match ? { match } : {}),
+        };
         const wanted = new Map<string, string>([
           [join(configDir, SERVER_FILE), renderServer(configDir, listen)],
           [files(target).conf, renderHttpConf(stored, upstreams)],
@@ -297,6 +326,7 @@ export function nginxTrafficRouter(options: NginxOptions): TrafficRouter {
         target,
         versions: stored.versions.map(({ version, weight, url }) => ({ version, weight, url })),
         routerState: { salt: stored.salt },
+        ...(stored.match ? { match: { header: stored.match.header, values: [...stored.match.values], others: stored.match.others } } : {}),
       };
     },
   };
@@ -343,6 +373,33 @@ function upstreamsOf(route: TrafficRoute): Upstream[] {
   if (Math.abs(total - 100) > 0.001) throw invalid(`the weights must sum to 100, not ${total}`);
   return upstreams;
 }
+
+/** The route's match, checked for what NGINX config can express (undefined: every request is split). */
+function matchOf(route: TrafficRoute): RouteMatch | undefined {
+  const match = route.match;
+  if (!match) return undefined;
+  const invalid = (message: string) => ApplicationFailure.nonRetryable(`route of ${route.target}: ${message}`, 'InvalidRoute');
+  if (typeof match.header !== 'string' || !MATCH_HEADER.test(match.header)) {
+    throw invalid(`match.header ${JSON.stringify(match.header)} cannot be matched by NGINX: a header name of lower-case letters, digits and '-' (NGINX reads it as $http_<name with '_' for '-'>)`);
+  }
+  if (!Array.isArray(match.values) || match.values.length === 0) throw invalid('match.values must list at least one header value');
+  const values: string[] = [];
+  for (const value of match.values) {
+    if (typeof value !== 'string' || value.length > MAX_MATCH_VALUE || !MATCH_VALUE.test(value) || MATCH_VALUE_REFUSED.test(value)) {
+      throw invalid(
+        `match.values: ${JSON.stringify(value)} cannot be carried by NGINX config: 1-${MAX_MATCH_VALUE} visible ASCII characters (inner spaces allowed), without '"' or '\\'`,
+      );
+    }
+    if (!values.includes(value)) values.push(value);
+  }
+  if (!route.versions.some((v) => v.version === match.others)) {
+    throw invalid(`match.others "${match.others}" must be a version of the route (${route.versions.map((v) => v.version).join(', ')}): requests without the header go to its url`);
+  }
+  return { header: match.header, values, others: match.others };
+}
+
+/** A header value as a case-sensitive, anchored map regex (plain map strings match case-insensitively). */
+const exactRegex = (value: string) => `"~^${value.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&')}$"`;
 
 /** The config's name for a target: nginx variable names take letters, digits and '_' (targets have no '_', so this is one-to-one). */
 const ident = (target: string) => `model_canary_${target.replace(/-/g, '_')}`;
@@ -391,10 +448,19 @@ function renderHttpConf(stored: StoredRoute, upstreams: Upstream[]): string {
     `split_clients "\${request_id}" $${id}_random {`,
     split,
     '}',
-    `map $http_x_canary_key $${id}_version {`,
-    `    "" $${id}_random;`,
-    `    default $${id}_keyed;`,
-    '}',
+    ...(stored.match
+      ? [
+          `map $http_x_canary_key $${id}_split {`,
+          `    "" $${id}_random;`,
+          `    default $${id}_keyed;`,
+          '}',
+          `# Only requests whose ${stored.match.header} is one of the values (exactly, case-sensitive) are split; the rest go to ${stored.match.others}.`,
+          `map $http_${stored.match.header.replace(/-/g, '_')} $${id}_version {`,
+          ...stored.match.values.map((value) => `    ${exactRegex(value)} $${id}_split;`),
+          `    default ${quoted(stored.match.others)};`,
+          '}',
+        ]
+      : [`map $http_x_canary_key $${id}_version {`, `    "" $${id}_random;`, `    default $${id}_keyed;`, '}']),
     `map $${id}_version $${id}_pass {`,
     ...upstreams.map((u, i) => `    ${quoted(u.version)} ${quoted(`${u.scheme}://${id}_${i}${u.basePath}`)};`),
     '}',
@@ -421,7 +487,12 @@ const jsonForConfig = (value: unknown) => `'${JSON.stringify(value).replace(/\$/
 function renderLocations(stored: StoredRoute): string {
   const id = ident(stored.target);
   const t = stored.target;
-  const status = { target: t, generation: stored.generation, versions: stored.versions.map(({ version, weight }) => ({ version, weight })) };
+  const status = {
+    target: t,
+    generation: stored.generation,
+    versions: stored.versions.map(({ version, weight }) => ({ version, weight })),
+    ...(stored.match ? { match: stored.match } : {}),
+  };
   const badPath = { error: { code: 'bad_path', message: `the path must start with /${t}/ as sent (no encoded or doubled characters before the rest)` } };
   return [
     `# Generated by model-canary's NGINX router for target "${t}" (generation ${stored.generation}): do not edit.`,
