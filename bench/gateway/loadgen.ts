@@ -1,7 +1,8 @@
 /**
  * The bench's load generator, run in its own process: `node --import tsx bench/gateway/loadgen.ts '<json>'`.
  *
- * Settings (JSON argv): {url, mode: 'rate'|'saturation', rate?, durationS, connections, warmupS?}.
+ * Settings (JSON argv): {url, mode: 'rate'|'saturation', rate?, durationS, connections, warmupS?,
+ * method? (GET), body?, headers?, stream?, raw?}.
  * Every connection is opened first, then the load runs warmupS (default 1 s, not counted) and
  * durationS (counted).
  *  - rate: open loop. Request i is due at t0 + i/rate; a 1 ms timer sends everything due, so the
@@ -12,6 +13,9 @@
  * Latency is measured in µs with process.hrtime from the dispatch to the last response byte
  * (`service`), and for the open loop also from the request's scheduled time (`scheduled`, which
  * includes the generator's own timer lateness and so is free of coordinated omission).
+ * With `stream`, also the time from dispatch to the first content chunk (`ttft`: the first body
+ * bytes holding `"content"`, i.e. an SSE event with a token), and with `raw` every counted
+ * request's figures (`samples: {ttftUs, totalUs}`) for the caller to pool over runs.
  * Prints one JSON line with the result.
  */
 import { Pool, type Dispatcher } from 'undici';
@@ -24,6 +28,13 @@ interface Settings {
   connections: number;
   /** Uncounted load before the measured `durationS` (default 1). */
   warmupS?: number;
+  method?: string;
+  body?: string;
+  headers?: Record<string, string>;
+  /** Record the time to the first content chunk (SSE answers). */
+  stream?: boolean;
+  /** Include every counted request's times in the result. */
+  raw?: boolean;
 }
 
 const nowUs = (): number => {
@@ -35,11 +46,22 @@ const settings = JSON.parse(process.argv[2] ?? '{}') as Settings;
 const WARMUP_S = settings.warmupS ?? 1;
 const target = new URL(settings.url);
 const pool = new Pool(target.origin, { connections: settings.connections, pipelining: 1, keepAliveTimeout: 60_000 });
-const requestOptions: Dispatcher.DispatchOptions = { path: target.pathname + target.search, method: 'GET', headers: ['accept', '*/*'] };
+const requestHeaders = ['accept', '*/*', ...Object.entries(settings.headers ?? {}).flat()];
+if (settings.body !== undefined && !settings.headers?.['content-type']) requestHeaders.push('content-type', 'application/json');
+const requestOptions: Dispatcher.DispatchOptions = {
+  path: target.pathname + target.search,
+  method: (settings.method ?? 'GET') as Dispatcher.HttpMethod,
+  headers: requestHeaders,
+  ...(settings.body !== undefined ? { body: settings.body } : {}),
+};
+const CONTENT = Buffer.from('"content"');
 
 const capacity = Math.ceil((settings.rate ?? 40_000) * settings.durationS * 1.5) + 1024;
 const service = new Float64Array(capacity);
 const scheduled = settings.mode === 'rate' ? new Float64Array(capacity) : undefined;
+const ttft = settings.stream ? new Float64Array(capacity) : undefined;
+/** Streamed answers with no content chunk at all (counted, but not in ttft). */
+let noContent = 0;
 let completed = 0;
 let errors = 0;
 let non2xx = 0;
@@ -55,13 +77,21 @@ function send(dueUs: number, then?: () => void): void {
   const sentUs = nowUs();
   const record = (dueUs || sentUs) >= recordFromUs;
   let status = 0;
+  let firstContentUs = 0;
+  /** The previous data chunk's tail, so that a "content" split across chunks is still seen. */
+  let tail: Buffer | undefined;
   inFlight++;
   pool.dispatch(requestOptions, {
     onRequestStart() {},
     onResponseStart(_c, statusCode) {
       status = statusCode;
     },
-    onResponseData() {},
+    onResponseData(_c, chunk: Buffer) {
+      if (!ttft || firstContentUs) return;
+      const seen = tail ? Buffer.concat([tail, chunk]) : chunk;
+      if (seen.includes(CONTENT)) firstContentUs = nowUs();
+      else tail = seen.subarray(Math.max(0, seen.length - CONTENT.length));
+    },
     onResponseEnd() {
       const end = nowUs();
       inFlight--;
@@ -73,6 +103,13 @@ function send(dueUs: number, then?: () => void): void {
       if (completed < capacity) {
         service[completed] = end - sentUs;
         if (scheduled) scheduled[completed] = end - dueUs;
+        if (ttft) {
+          if (firstContentUs) ttft[completed] = firstContentUs - sentUs;
+          else {
+            ttft[completed] = end - sentUs;
+            noContent++;
+          }
+        }
         completed++;
       } else dropped++;
       if (then && !stopped) then();
@@ -85,8 +122,8 @@ function send(dueUs: number, then?: () => void): void {
   });
 }
 
-function percentiles(values: Float64Array, n: number): { p50Us: number; p90Us: number; p99Us: number; p999Us: number; maxUs: number; meanUs: number } {
-  const sorted = values.subarray(0, n).sort();
+function percentiles(input: Float64Array, n: number): { p50Us: number; p90Us: number; p99Us: number; p999Us: number; maxUs: number; meanUs: number } {
+  const sorted = input.slice(0, n).sort();
   const at = (q: number) => Math.round(sorted[Math.min(n - 1, Math.floor(q * n))] ?? 0);
   let sum = 0;
   for (let i = 0; i < n; i++) sum += sorted[i]!;
@@ -143,6 +180,10 @@ async function main(): Promise<void> {
     non2xx,
     service: percentiles(service, completed),
     ...(scheduled ? { scheduled: percentiles(scheduled, completed), maxSendLagUs: Math.round(maxLagUs) } : {}),
+    ...(ttft ? { ttft: percentiles(ttft, completed), noContent } : {}),
+    ...(settings.raw
+      ? { samples: { totalUs: Array.from(service.subarray(0, completed), Math.round), ...(ttft ? { ttftUs: Array.from(ttft.subarray(0, completed), Math.round) } : {}) } }
+      : {}),
   };
   process.stdout.write(JSON.stringify(result) + '\n');
   await pool.destroy();

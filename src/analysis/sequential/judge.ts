@@ -353,7 +353,8 @@ function fixTestedSet(ctx: CheckContext, A: VersionMetrics, B: VersionMetrics): 
     }
   }
   const sum = Object.values(weights).reduce((s, w) => s + w, 0);
-  const scale = sum > 1 ? 1 / sum : 1;
+  // The listed metrics share the whole α; the defaults keep the split the options give (summing to 1 unless changed).
+  const scale = listed || sum > 1 ? 1 / sum : 1;
   const alpha = options.alpha * (1 - (state.slo?.share ?? 0) - (state.shadow?.share ?? 0));
   state.alphas = Object.fromEntries(Object.entries(weights).map(([name, w]) => [name, alpha * w * scale]));
   for (const name of Object.keys(weights) as MetricName[]) {

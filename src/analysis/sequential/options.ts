@@ -17,7 +17,8 @@ export interface SequentialJudgeOptions {
    * src/analysis/gate-metrics.ts). TTFB gets the least: it is part of the total latency, whose
    * test also sees most TTFB regressions. The set of metrics is fixed at the first comparison:
    * when time-to-first-byte is absent then, its share goes to latency and it is not tested later.
-   * When the tested metrics' weights sum to more than 1 they are scaled to sum to 1.
+   * With `analysis.metrics` the listed metrics' weights are scaled to sum to 1; without, the
+   * defaults' are used as they are (scaled down only if they sum to more than 1).
    */
   alphaSplit: Record<GateMetricName, number>;
   /**
