@@ -74,6 +74,10 @@ export interface GatewaySettings {
   upstreamMaxPending: number;
   upstreamMaxUploads: number;
   metricsRetentionMs: number;
+  bodyCopyBytes: number;
+  mirrorMaxInFlight: number;
+  evaluatorMaxInFlight: number;
+  evaluatorTimeoutMs: number;
 }
 
 function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
@@ -91,6 +95,10 @@ function loadGatewaySettings(env: NodeJS.ProcessEnv): GatewaySettings {
     upstreamMaxPending: count('GATEWAY_UPSTREAM_MAX_PENDING', d.upstreamMaxPending, 0),
     upstreamMaxUploads: count('GATEWAY_UPSTREAM_MAX_UPLOADS', d.upstreamMaxUploads, 1),
     metricsRetentionMs: ms('GATEWAY_METRICS_RETENTION_MS', d.metricsRetentionMs),
+    bodyCopyBytes: count('GATEWAY_BODY_COPY_BYTES', d.bodyCopyBytes, 0),
+    mirrorMaxInFlight: count('GATEWAY_MIRROR_MAX_IN_FLIGHT', d.mirrorMaxInFlight, 1),
+    evaluatorMaxInFlight: count('GATEWAY_EVALUATOR_MAX_IN_FLIGHT', d.evaluatorMaxInFlight, 1),
+    evaluatorTimeoutMs: ms('GATEWAY_EVALUATOR_TIMEOUT_MS', d.evaluatorTimeoutMs, 1),
   };
   // Node refuses a headers timeout longer than the whole-request timeout.
   if (settings.requestTimeoutMs > 0 && settings.headersTimeoutMs > settings.requestTimeoutMs) {

@@ -4,8 +4,10 @@
  * (8080), GATEWAY_HOST (127.0.0.1), DATA_DIR (.data), GATEWAY_ADMIN_TOKEN,
  * GATEWAY_UPSTREAM_TIMEOUT_MS (60000), the limits GATEWAY_HEADERS_TIMEOUT_MS,
  * GATEWAY_REQUEST_TIMEOUT_MS, GATEWAY_BODY_IDLE_TIMEOUT_MS, GATEWAY_UPSTREAM_CONNECTIONS,
- * GATEWAY_UPSTREAM_MAX_PENDING, GATEWAY_UPSTREAM_MAX_UPLOADS, GATEWAY_METRICS_RETENTION_MS
- * (README.md, "Gateway limits"), LOG_LEVEL (info). An invalid value stops it with a message
+ * GATEWAY_UPSTREAM_MAX_PENDING, GATEWAY_UPSTREAM_MAX_UPLOADS, GATEWAY_METRICS_RETENTION_MS, and for
+ * LLM metering and shadow steps GATEWAY_BODY_COPY_BYTES, GATEWAY_MIRROR_MAX_IN_FLIGHT,
+ * GATEWAY_EVALUATOR_MAX_IN_FLIGHT, GATEWAY_EVALUATOR_TIMEOUT_MS (README.md, "Gateway limits"),
+ * LOG_LEVEL (info). An invalid value stops it with a message
  * naming the variable.
  */
 import pino from 'pino';
@@ -26,6 +28,10 @@ async function main(): Promise<void> {
     requestTimeoutMs: settings.requestTimeoutMs,
     bodyIdleTimeoutMs: settings.bodyIdleTimeoutMs,
     metricsRetentionMs: settings.metricsRetentionMs,
+    bodyCopyBytes: settings.bodyCopyBytes,
+    mirrorMaxInFlight: settings.mirrorMaxInFlight,
+    evaluatorMaxInFlight: settings.evaluatorMaxInFlight,
+    evaluatorTimeoutMs: settings.evaluatorTimeoutMs,
     pool: {
       connections: settings.upstreamConnections,
       maxPending: settings.upstreamMaxPending,

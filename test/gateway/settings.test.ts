@@ -24,6 +24,10 @@ describe('loadConfig().gateway', () => {
       upstreamMaxPending: 256,
       upstreamMaxUploads: 64,
       metricsRetentionMs: 60_000,
+      bodyCopyBytes: 1024 * 1024,
+      mirrorMaxInFlight: 64,
+      evaluatorMaxInFlight: 8,
+      evaluatorTimeoutMs: 10_000,
     });
   });
 
@@ -39,6 +43,10 @@ describe('loadConfig().gateway', () => {
       GATEWAY_UPSTREAM_MAX_PENDING: '0',
       GATEWAY_UPSTREAM_MAX_UPLOADS: '2',
       GATEWAY_METRICS_RETENTION_MS: '0',
+      GATEWAY_BODY_COPY_BYTES: '0',
+      GATEWAY_MIRROR_MAX_IN_FLIGHT: '4',
+      GATEWAY_EVALUATOR_MAX_IN_FLIGHT: '2',
+      GATEWAY_EVALUATOR_TIMEOUT_MS: '500',
     }).gateway;
     expect(settings).toEqual({
       port: 0,
@@ -51,6 +59,10 @@ describe('loadConfig().gateway', () => {
       upstreamMaxPending: 0,
       upstreamMaxUploads: 2,
       metricsRetentionMs: 0,
+      bodyCopyBytes: 0,
+      mirrorMaxInFlight: 4,
+      evaluatorMaxInFlight: 2,
+      evaluatorTimeoutMs: 500,
     });
   });
 
@@ -63,6 +75,8 @@ describe('loadConfig().gateway', () => {
     ['GATEWAY_UPSTREAM_MAX_UPLOADS', '0'],
     ['GATEWAY_METRICS_RETENTION_MS', '99999999999'], // beyond what a timer takes
     ['GATEWAY_UPSTREAM_TIMEOUT_MS', '1e3'],
+    ['GATEWAY_MIRROR_MAX_IN_FLIGHT', '0'],
+    ['GATEWAY_EVALUATOR_TIMEOUT_MS', '0'],
   ])('refuses %s=%s, naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} must be an integer from \\d+ to \\d+, got "${value.replace('.', '\\.')}"$`));
   });
