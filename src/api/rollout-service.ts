@@ -20,6 +20,7 @@ import {
 } from '@temporalio/common';
 import type { RoutingSpec, TrafficRoute, TrafficRouter } from '../activities';
 import type { Config } from '../config';
+import { DEFAULT_GATE_METRICS, GATE_METRIC_NAMES, GATE_METRICS } from '../analysis/gate-metrics';
 import { resolveOptions } from '../analysis/sequential';
 import { THRESHOLD_DEFAULTS } from '../analysis/threshold-judge';
 import { formatDuration, resolveBaseline, type RolloutRequest, type RolloutSpec } from '../spec';
@@ -394,9 +395,11 @@ export function summarizeSpec(spec: RolloutSpec): string {
 /** The spec in Temporal markdown, for the workflow's details panel. */
 function detailSpec(spec: RolloutSpec): string {
   const { analysis } = spec;
-  const steps = spec.steps.map(
-    (s, i) => `${i + 1}. ${s.weight}%${s.bake ? `, bake ${formatDuration(s.bake)}` : ''}${s.gate === 'manual' ? ', manual approval' : ''}`,
-  );
+  const steps = spec.steps.map((s, i) => {
+    const what = s.shadow !== undefined ? `shadow: ${s.shadow}% of the baseline's requests mirrored, users see none of it` : `${s.weight}%`;
+    const match = s.match ? ` of requests with ${s.match.header}: ${s.match.values.join(' | ')} (the rest stay on the baseline)` : '';
+    return `${i + 1}. ${what}${match}${s.bake ? `, bake ${formatDuration(s.bake)}` : ''}${s.gate === 'manual' ? ', manual approval' : ''}`;
+  });
   return [
     `**baseline** ${spec.baseline.version} (${spec.baseline.url})`,
     `**candidate** ${spec.candidate.version} (${spec.candidate.url})`,
@@ -417,9 +420,11 @@ function detailJudge(analysis: RolloutSpec['analysis']): string {
     analysis.thresholds?.maxErrorRate !== undefined ? `error rate ≤ ${analysis.thresholds.maxErrorRate}` : '',
     analysis.thresholds?.maxLatencyP95Ms !== undefined ? `p95 ≤ ${analysis.thresholds.maxLatencyP95Ms} ms` : '',
   ].filter(Boolean);
+  // The gate metrics in plain words, each with its tolerance (the table, src/analysis/gate-metrics.ts).
+  const listed = analysis.metrics ? GATE_METRIC_NAMES.filter((n) => analysis.metrics![n]) : DEFAULT_GATE_METRICS;
+  const gates = listed.map((n) => `${GATE_METRICS[n].label} ${analysis.metrics?.[n]?.tolerance ?? o.tolerances[n]}×`).join(', ');
   return (
-    `sequential judge vs the baseline: α = ${o.alpha} for the whole rollout, tolerances errors ${o.tolerances.errors}×, ` +
-    `latency ${o.tolerances.latency}×; the first failing check rolls back; ` +
+    `sequential judge vs the baseline: α = ${o.alpha} for the whole rollout; gates (tolerance candidate/baseline): ${gates}; the first failing check rolls back; ` +
     (analysis.readiness === 'advisory' ? 'steps end after their bake (readiness advisory)' : 'beyond 25% once every metric is bounded') +
     (slo.length > 0 ? `; SLO guardrails ${slo.join(', ')}` : '')
   );

@@ -160,7 +160,7 @@ describe('the default (sequential) judge', () => {
     const started = await startRollout(control.api, sequentialSpec(target, models.v2.url));
     expect(started.spec.analysis.judge).toBe('sequential');
     const details = await (await env.client.workflow.getHandle(started.id).describe()).staticDetails();
-    expect(details).toMatch(/sequential judge vs the baseline: α = 0\.01 for the whole rollout, tolerances errors 1\.2×, latency 3×/);
+    expect(details).toMatch(/sequential judge vs the baseline: α = 0\.01 for the whole rollout; gates \(tolerance candidate\/baseline\): error rate 1\.2×, latency 3×, time to first byte \d[\d.]*×/);
     const final = await ended(control.api, started.id, 90_000);
     await stopTraffic(run);
 
