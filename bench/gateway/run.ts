@@ -472,6 +472,9 @@ http {
       { name: 'direct', url: `${upstreamUrl}/v1/chat/completions` },
       ...(baseline ? [{ name: 'baseline', url: `${baseline.url}/bench/v1/chat/completions`, pid: baseline.pid }] : []),
       { name: 'gateway', url: `${gateway.url}/bench/v1/chat/completions`, pid: gateway.pid },
+      // The same body to a path that is not a completion: not metered (src/gateway/llm.ts), so the
+      // two gateway rows side by side show what metering an LLM request costs, and that other traffic pays nothing.
+      { name: 'gateway-non-llm', url: `${gateway.url}/bench/v1/echo`, pid: gateway.pid },
     ];
     if (nginxUrl) targets.push({ name: 'nginx', url: `${nginxUrl}/bench/v1/chat/completions`, pid: nginxProcess?.pid });
     if (portkey) targets.push({ name: 'portkey', url: `${portkey.url}/v1/chat/completions`, pid: portkey.pid, headers: portkey.headers });
@@ -496,7 +499,7 @@ http {
 
     // The streaming case: every path in turn, the order rotated each round; samples pooled per path.
     const streamTargets = targets
-      .filter((t) => t.name !== 'baseline' || BASELINE_GATEWAY)
+      .filter((t) => (t.name !== 'baseline' || BASELINE_GATEWAY) && t.name !== 'gateway-non-llm')
       .map((t) => (t.name === 'nginx' ? { ...t, url: `${nginxUrl}/bench-stream/v1/chat/completions` } : t))
       .filter((t) => !ONLY || ONLY.has(t.name) || t.name === 'direct');
     const streamRuns: Record<string, LoadResult[]> = {};
@@ -581,6 +584,7 @@ http {
       addedLatencyAtRate: {
         ...(summary.baseline ? { baseline: added(summary.baseline) } : {}),
         ...(b ? { gateway: added(b) } : {}),
+        ...(summary['gateway-non-llm'] ? { 'gateway-non-llm': added(summary['gateway-non-llm']) } : {}),
         ...(c ? { nginx: added(c) } : {}),
         ...(d ? { portkey: added(d) } : {}),
       },
@@ -593,6 +597,15 @@ http {
           }
         : {}),
       ...(Object.keys(addedTtft).length ? { addedTtftStreaming: addedTtft } : {}),
+      // What metering an LLM request costs the gateway: the same body to a completion path vs another path.
+      ...(b && summary['gateway-non-llm']
+        ? {
+            llmOverNonLlm: {
+              saturationReqPerSec: round(b.saturationReqPerSec / summary['gateway-non-llm'].saturationReqPerSec),
+              proxyCpuPerRequest: b.proxyCpuUsPerRequest && summary['gateway-non-llm'].proxyCpuUsPerRequest ? round(b.proxyCpuUsPerRequest / summary['gateway-non-llm'].proxyCpuUsPerRequest) : null,
+            },
+          }
+        : {}),
       ...(b && c
         ? {
             gatewayOverNginx: {
@@ -645,6 +658,10 @@ http {
     if (comparison.gatewayOverNginx) {
       const g = comparison.gatewayOverNginx;
       console.log(`gateway / nginx: saturation req/s ${g.saturationReqPerSec}, proxy CPU per request ${g.proxyCpuPerRequest}`);
+    }
+    if (comparison.llmOverNonLlm) {
+      const g = comparison.llmOverNonLlm;
+      console.log(`gateway, LLM request / non-LLM request (metering's cost): saturation req/s ${g.saturationReqPerSec}, proxy CPU per request ${g.proxyCpuPerRequest}`);
     }
     if (comparison.baselineOverNginx) {
       const g = comparison.baselineOverNginx;

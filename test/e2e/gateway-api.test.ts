@@ -14,7 +14,7 @@ import type { RolloutSpecInput } from '../../src/spec';
 import { rolloutWorkflowId } from '../../src/workflows/messages';
 import { expectEnded, rolloutEnded, startControlPlane, startRollout, type ControlPlane } from '../helpers/control-plane';
 import { startDevServer, workflowBundle } from '../helpers/dev-server';
-import { request } from '../helpers/http';
+import { request, versionsServing } from '../helpers/http';
 import { startKube, type KubeCluster } from '../helpers/kube';
 import { startMesh, type Mesh } from '../helpers/mesh';
 import { startModelProcesses, stopModelProcesses, type ModelProcess } from '../helpers/model-processes';
@@ -227,17 +227,7 @@ it('a header match at 100%: requests with x-canary-user: internal all reach chat
   await router.setWeights({ target, versions: [{ version: 'v1', weight: 0 }, { version: 'v2', weight: 100 }], match }, { rolloutId: `operator-${target}` });
   await mesh.synced((await getRoute()).metadata.resourceVersion);
   // The model server that answered (x-model-version), for 40 requests.
-  const servedBy = async (headers: Record<string, string>) => {
-    const answers = await Promise.all(
-      Array.from({ length: 40 }, async () => {
-        const res = await fetch(`${mesh.url}/${target}/healthz`, { headers });
-        await res.text();
-        expect(res.status).toBe(200);
-        return res.headers.get('x-model-version');
-      }),
-    );
-    return [...new Set(answers)];
-  };
+  const servedBy = (headers: Record<string, string>) => versionsServing(`${mesh.url}/${target}/healthz`, 40, () => headers);
   expect(await servedBy({ 'x-canary-user': 'internal' })).toEqual(['v2']);
   expect(await servedBy({})).toEqual(['v1']);
   expect(await servedBy({ 'x-canary-user': 'Internal' })).toEqual(['v1']);

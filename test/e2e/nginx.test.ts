@@ -14,6 +14,7 @@ import type { RolloutSpecInput } from '../../src/spec';
 import { expectEnded, rolloutEnded, startControlPlane, startRollout, type ControlPlane } from '../helpers/control-plane';
 import { startDevServer, workflowBundle } from '../helpers/dev-server';
 import { startModelProcesses, stopModelProcesses, type ModelProcess } from '../helpers/model-processes';
+import { versionsServing } from '../helpers/http';
 import { startNginx, type NginxInstance } from '../helpers/nginx';
 import { startPrometheus, type RunningPrometheus } from '../helpers/prometheus';
 import { uniqueTarget } from '../helpers/specs';
@@ -126,17 +127,8 @@ it('a header match at 100%: requests with x-canary-user: internal all reach v2, 
     { rolloutId: `operator-${target}` },
   );
   // The model server that answered (x-model-version), for 60 requests, half of them with a user key.
-  const servedBy = async (headers: Record<string, string>) => {
-    const answers = await Promise.all(
-      Array.from({ length: 60 }, async (_, i) => {
-        const res = await fetch(`${nginx.url}/${target}/healthz`, { headers: { ...headers, ...(i % 2 ? { 'x-canary-key': `user-${i}` } : {}) } });
-        await res.text();
-        expect(res.status).toBe(200);
-        return res.headers.get('x-model-version');
-      }),
-    );
-    return [...new Set(answers)];
-  };
+  const servedBy = (headers: Record<string, string>) =>
+    versionsServing(`${nginx.url}/${target}/healthz`, 60, (i) => ({ ...headers, ...(i % 2 ? { 'x-canary-key': `user-${i}` } : {}) }));
   expect(await servedBy({ 'x-canary-user': 'internal' })).toEqual(['v2']);
   expect(await servedBy({})).toEqual(['v1']);
   expect(await servedBy({ 'x-canary-user': 'external' })).toEqual(['v1']);

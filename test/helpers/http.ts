@@ -100,3 +100,19 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * The model versions (`x-model-version`) that answered `count` concurrent GETs of `url`; the
+ * headers of request i are `headersOf(i)`. Every answer must be a 200.
+ */
+export async function versionsServing(url: string, count: number, headersOf: (i: number) => Record<string, string>): Promise<string[]> {
+  const answers = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const res = await fetch(url, { headers: headersOf(i) });
+      await res.text();
+      if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}`);
+      return res.headers.get('x-model-version') ?? '(none)';
+    }),
+  );
+  return [...new Set(answers)].sort();
+}
