@@ -30,18 +30,24 @@ import { judgeFor } from '../../src/analysis/judges';
 import { resolveOptions } from '../../src/analysis/sequential';
 import { intervalLogLik } from '../../src/analysis/sequential/ratio-test';
 import type { CheckOutcome, JudgeTraits } from '../../src/workflows/step-policy';
+import type { JudgeInput } from '../../src/analysis/judge';
+import { GATE_METRIC_NAMES } from '../../src/analysis/gate-metrics';
 import { chooseBoundaryIndex } from '../../src/analysis/sequential/boundary';
 
 export interface Runner {
-  /** One interval's check, as the step policy (src/workflows/step-policy.ts) reads it. */
-  check(sample: MetricsSample, weight: number): CheckOutcome;
+  /**
+   * One interval's check, as the step policy (src/workflows/step-policy.ts) reads it; ours also
+   * gives its tested gate metrics' e-values (for the bench's calibration check, Ville's bound).
+   */
+  check(sample: MetricsSample, weight: number): CheckOutcome & { eValues?: Record<string, number> };
 }
 
 export interface BenchJudge {
   name: string;
   /** What the step policy needs of the judge: ours is adaptive; the others bake each step for a fixed time. */
   traits: JudgeTraits;
-  start(analysis: AnalysisSpec): Runner;
+  /** `pricing`: the versions' token prices (the spec's `versions.*.pricing`), for the cost metric; only ours reads it. */
+  start(analysis: AnalysisSpec, pricing?: JudgeInput['pricing']): Runner;
 }
 
 /**
@@ -51,13 +57,13 @@ export interface BenchJudge {
 const sequential: BenchJudge = {
   name: 'sequential',
   traits: { name: 'sequential', failIsFinal: true, adaptive: true },
-  start(analysis) {
+  start(analysis, pricing) {
     const { thresholds: _forBaselines, ...ours } = analysis;
     const judge = judgeFor(ours);
     let state = judge.initialState();
     return {
       check(sample, weight) {
-        const j = judge.judge({ analysis: ours, candidateWeight: weight, interval: sample }, state);
+        const j = judge.judge({ analysis: ours, candidateWeight: weight, interval: sample, ...(pricing ? { pricing } : {}) }, state);
         state = j.state;
         return {
           verdict: j.verdict,
@@ -66,11 +72,22 @@ const sequential: BenchJudge = {
           marginal: j.marginal === true,
           ...(j.wait ? { wait: j.wait } : {}),
           candidateRate: sample.candidate.requests / (analysis.interval / 1000),
+          eValues: testedEValues(j.evidence),
         };
       },
     };
   },
 };
+
+/** The tested gate metrics' e-values in a judgement's evidence (MetricReport.eValue). */
+function testedEValues(evidence: Record<string, unknown> | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of GATE_METRIC_NAMES) {
+    const m = evidence?.[name] as { tested?: boolean; eValue?: number } | undefined;
+    if (m?.tested && typeof m.eValue === 'number') out[name] = m.eValue;
+  }
+  return out;
+}
 
 /** A baseline's check: it only says whether to roll back (its own counting decides). */
 const rollbackIf = (rollback: boolean): CheckOutcome => ({ verdict: rollback ? 'fail' : 'pass', reasons: [], ready: false, marginal: false });

@@ -12,6 +12,7 @@
 import type { AnalysisSpec, RolloutStep } from '../../src/spec/schema';
 import { NO_CHECKS, decideAfterCheck, newStepCounters, type CheckOutcome, type StepContext, type StepDecision, type Waiting, type WaitReason } from '../../src/workflows/step-policy';
 import type { MetricsSample } from '../../src/analysis/metrics';
+import { GATE_METRIC_NAMES, GATE_METRICS, type GateMetricName } from '../../src/analysis/gate-metrics';
 import type { BenchJudge } from './judges';
 import { addSamples, emptySample, intervalAt, truthAt, type Rollout } from './simulator';
 
@@ -37,6 +38,10 @@ export interface Outcome {
   /** The first check that found the evidence ready (interval index), and the candidate requests served by then. */
   readyAt: number | null;
   readyCandidateRequests: number | null;
+  /** A rollback by ours: the gate metrics its failing check named (reasons starting with a metric's label); [] for other causes. */
+  failedOn?: GateMetricName[];
+  /** Ours: the largest e-value each tested gate metric reached over the rollout's checks. */
+  maxEValue?: Record<string, number>;
 }
 
 export const ANALYSIS: AnalysisSpec = {
@@ -83,7 +88,7 @@ export function runRollout(
   cache: Map<string, MetricsSample>,
   trace?: CheckRecord[],
 ): Outcome {
-  const runner = judge.start(analysis);
+  const runner = judge.start(analysis, rollout.world.llm?.pricing);
   const steps = ladderSteps(analysis);
   let step = 0;
   let counters = NO_CHECKS;
@@ -94,6 +99,7 @@ export function runRollout(
   let harmed = 0;
   let readyAt: number | null = null;
   let readyCandidateRequests: number | null = null;
+  let maxEValue: Record<string, number> | undefined;
   const weightAt = () => (schedule.kind === 'fixed' ? schedule.weight : steps[step]!.weight);
   for (let k = 0; k < rollout.horizon; k++) {
     const weight = weightAt();
@@ -113,6 +119,10 @@ export function runRollout(
       carry = undefined;
     }
     const check = runner.check(sample, weight);
+    if (check.eValues) {
+      maxEValue ??= {};
+      for (const [name, e] of Object.entries(check.eValues)) maxEValue[name] = Math.max(maxEValue[name] ?? 0, e);
+    }
     if (check.ready && readyAt === null) {
       readyAt = k;
       readyCandidateRequests = candidateRequests;
@@ -128,6 +138,7 @@ export function runRollout(
       harmed,
       readyAt,
       readyCandidateRequests,
+      ...(maxEValue ? { maxEValue } : {}),
       ...o,
     });
     // A fixed weight is one endless step: its bake never ends, so only a rollback decides.
@@ -140,7 +151,7 @@ export function runRollout(
     const { decision } = next;
     const waiting = waitingRecord('waiting' in decision ? decision.waiting : undefined);
     trace?.push({ step, weight, verdict: check.verdict, action: decision.kind, ...(waiting ? { waiting } : {}) });
-    if (decision.kind === 'rollback') return done({ rolledBack: true });
+    if (decision.kind === 'rollback') return done({ rolledBack: true, failedOn: failedMetrics(check.reasons) });
     holding = decision.kind === 'hold' && decision.gate;
     // A fixed weight stays for the whole horizon: a step that may end (ready) does not move it.
     if (decision.kind === 'end' && schedule.kind === 'ladder') {
@@ -162,5 +173,11 @@ export function runRollout(
     harmed,
     readyAt,
     readyCandidateRequests,
+    ...(maxEValue ? { maxEValue } : {}),
   };
+}
+
+/** The gate metrics a failing check's reasons name (the sequential judge starts each with the metric's label). */
+function failedMetrics(reasons: readonly string[]): GateMetricName[] {
+  return GATE_METRIC_NAMES.filter((name) => reasons.some((r) => r.startsWith(`${GATE_METRICS[name].label}:`)));
 }

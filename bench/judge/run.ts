@@ -14,6 +14,8 @@
  *  3. every scenario through the calibrated baselines (`<name>-cal`, with the knob of the
  *     scenario's stratum), on pass 1's seeds: their A/A rate there is out of sample, and power
  *     is compared at the matched rate, stratum by stratum.
+ * The 'llm' cells (LLM gate metrics) run ours only, in pass 1; they are summarized apart
+ * (`llm` in the JSON) and stay out of the calibration, the matched comparison and the targets.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { dirname, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { MetricsSample } from '../../src/analysis/metrics';
 import { BASELINES, JUDGES, calibratedJudges, recorder, sprtOracle, type BenchJudge, type RecordedCheck } from './judges';
+import { GATE_METRIC_NAMES } from '../../src/analysis/gate-metrics';
 import { hashSeed } from './random';
 import { INTERVAL_SECONDS, newRollout } from './simulator';
 import { LADDER_HORIZON, runRollout, type Outcome } from './rollout';
@@ -65,7 +68,8 @@ function runTask(all: Scenario[], task: Task): TaskResult {
     }
     return { task, outcomes: [], criticals };
   }
-  const judges = judgesFor(task);
+  // The 'llm' cells: ours only (JUDGES[0]); the baselines do not know the LLM metrics.
+  const judges = s.group === 'llm' ? (task.knobs ? [] : JUDGES.slice(0, 1)) : judgesFor(task);
   const outcomes: Outcome[][] = judges.map(() => []);
   const floorJudge = !task.knobs && oracleN(s) !== null ? sprtOracle(s.world.errorFactor) : undefined;
   const floor: Outcome[] = [];
@@ -160,7 +164,7 @@ async function main(): Promise<void> {
   const rows = summarize(all, results, JUDGES, floors);
 
   // Pass 2: calibrate each baseline's knob to our A/A false-rollback rate, per stratum, on other seeds.
-  const strata = [...new Set(all.map((s) => s.world.baseErrorRate))];
+  const strata = [...new Set(all.filter((s) => isTargetAA(s)).map((s) => s.world.baseErrorRate))];
   const criticals = new Map(strata.map((base) => [base, BASELINES.map((): number[] => [])]));
   await runPool(split('calibrate', (s) => isTargetAA(s), (s) => s.reps), workers, quick, only, (r) => {
     const byFamily = criticals.get(all[r.task.scenario]!.world.baseErrorRate)!;
@@ -183,11 +187,13 @@ async function main(): Promise<void> {
   // Pass 3: the calibrated baselines (the knob of each scenario's stratum) on pass 1's seeds.
   const cal = calibratedJudges(Object.fromEntries(BASELINES.map((b) => [b.name, b.stock])));
   const calResults: Outcome[][][] = all.map(() => cal.map(() => []));
-  await runPool(split('run', () => true, (s) => s.reps, knobsFor), workers, quick, only, (r) => r.outcomes.forEach((o, j) => calResults[r.task.scenario]![j]!.push(...o)), started);
+  await runPool(split('run', (s) => s.group !== 'llm', (s) => s.reps, knobsFor), workers, quick, only, (r) => r.outcomes.forEach((o, j) => calResults[r.task.scenario]![j]!.push(...o)), started);
   const report = [...rows, ...summarize(all, calResults, cal)];
 
   const seconds = (Date.now() - started) / 1000;
-  printTable(report);
+  printTable(report.filter((r) => r.group !== 'llm'));
+  const llm = llmSummary(report, all);
+  printLlm(llm);
   const matched = matchedComparison(report, calibration);
   printMatched(matched);
   const targets = checkTargets(report, matched);
@@ -207,7 +213,7 @@ async function main(): Promise<void> {
   const judges = [...JUDGES, ...cal].map((j) => j.name);
   console.log(`\n${all.reduce((s, x) => s + x.reps, 0)} rollouts × ${judges.length} judges in ${seconds.toFixed(0)} s on ${workers} worker(s)${quick ? ' (--quick)' : ''}.`);
   mkdirSync(dirname(outPath), { recursive: true });
-  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges, calibration, matched, gate, readiness, scenarios: report, targets }, null, 2) + '\n');
+  writeFileSync(outPath, JSON.stringify({ quick, seconds, workers, judges, calibration, matched, gate, readiness, llm, scenarios: report, targets }, null, 2) + '\n');
   console.log(`wrote ${outPath}`);
 }
 
@@ -257,6 +263,17 @@ interface Row {
   floorDelayP90: number | null;
   floorRatio: number | null;
   harmedMean: number;
+  /** Minutes to the rollback (rolled-back rollouts). */
+  rollbackMinutesP50: number | null;
+  rollbackMinutesP90: number | null;
+  /** Ours: rollbacks by the gate metric the failing check named (a rollback may name several; 'other' = none: SLO, resources, catastrophe). */
+  failedOn?: Record<string, number>;
+  /**
+   * Ours, 'llm' cells: per tested metric, the rollouts whose e-value ever reached 10 and 100. Where
+   * the true ratio is within the metric's tolerance (A/A, at-tolerance cells) Ville's inequality
+   * bounds these shares by 10% and 1%: a calibration check far sharper than rollbacks at 1/α.
+   */
+  supE?: Record<string, { ge10: number; ge100: number }>;
 }
 
 function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[], floors?: Outcome[][]): Row[] {
@@ -264,6 +281,7 @@ function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]
   all.forEach((s, i) => {
     judges.forEach((judge, j) => {
       const o = results[i]![j]!;
+      if (o.length === 0) return; // a judge the cell does not run (the 'llm' cells: ours only)
       const rb = o.filter((x) => x.rolledBack);
       const promoted = o.filter((x) => x.promoted);
       const minutes = (x: Outcome) => ((x.decidedAt + 1) * INTERVAL_SECONDS) / 60;
@@ -300,10 +318,119 @@ function summarize(all: Scenario[], results: Outcome[][][], judges: BenchJudge[]
         floorDelayP90: roundN(floorP90),
         floorRatio: oracle === null || floorP90 === null ? null : Math.round((floorP90 / oracle) * 100) / 100,
         harmedMean: Math.round(o.reduce((sum, x) => sum + x.harmed, 0) / o.length),
+        rollbackMinutesP50: round1(quantile(rb.map(minutes), 0.5)),
+        rollbackMinutesP90: round1(quantile(rb.map(minutes), 0.9)),
+        ...(judge.name === 'sequential' ? { failedOn: failedOnCounts(rb) } : {}),
+        ...(judge.name === 'sequential' && s.group === 'llm' ? { supE: supECounts(o) } : {}),
       });
     });
   });
   return rows;
+}
+
+function supECounts(outcomes: Outcome[]): Record<string, { ge10: number; ge100: number }> {
+  const out: Record<string, { ge10: number; ge100: number }> = {};
+  for (const x of outcomes) {
+    for (const [name, e] of Object.entries(x.maxEValue ?? {})) {
+      const c = (out[name] ??= { ge10: 0, ge100: 0 });
+      if (e >= 10) c.ge10++;
+      if (e >= 100) c.ge100++;
+    }
+  }
+  return out;
+}
+
+function failedOnCounts(rolledBack: Outcome[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const x of rolledBack) {
+    const names = x.failedOn && x.failedOn.length > 0 ? x.failedOn : ['other'];
+    for (const name of names) counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
+}
+
+interface LlmRow {
+  scenario: string;
+  /** The LLM gate metric tested (beside errors and latency). */
+  metric: string;
+  kind: 'A/A' | 'A/B';
+  n: number;
+  rollbacks: number;
+  rollbackRate: number;
+  rollbackCI: [number, number];
+  /** Rollbacks whose failing check named the LLM metric (the rest: errors or latency, A/A false alarms of the default metrics). */
+  rollbacksOnMetric: number;
+  rollbackBefore25: number;
+  promoted: number;
+  held: number;
+  /** Minutes to the decision: the rollback (rolled back) or the promotion (promoted), p50/p90. */
+  rollbackMinutesP50: number | null;
+  rollbackMinutesP90: number | null;
+  promoteMinutesP50: number | null;
+  promoteMinutesP90: number | null;
+  /** Candidate requests from the start (onset 0) to the rollback. */
+  delayP50: number | null;
+  delayP90: number | null;
+  readyMinutesP50: number | null;
+  failedOn: Record<string, number>;
+  /** The metric's e-value reached 10 / 100 in this many rollouts (Ville: ≤ n/10 and n/100 when within tolerance). */
+  metricSupE: { ge10: number; ge100: number };
+  supE: Record<string, { ge10: number; ge100: number }>;
+}
+
+function llmSummary(rows: Row[], all: Scenario[]): LlmRow[] {
+  return rows
+    .filter((r) => r.group === 'llm' && r.judge === 'sequential')
+    .map((r) => {
+      const listed = all.find((s) => s.id === r.scenario)?.analysis.metrics ?? {};
+      const metric = GATE_METRIC_NAMES.find((m) => m !== 'errors' && m !== 'latency' && m in listed) ?? '?';
+      const failedOn = r.failedOn ?? {};
+      return {
+        scenario: r.scenario,
+        metric,
+        kind: /^llm (A\/A|tol=)/.test(r.scenario) ? 'A/A' : 'A/B',
+        n: r.n,
+        rollbacks: r.rollbacks,
+        rollbackRate: round4(r.rollbackRate),
+        rollbackCI: r.rollbackCI,
+        rollbacksOnMetric: failedOn[metric] ?? 0,
+        rollbackBefore25: r.rollbackBefore25,
+        promoted: r.promoted,
+        held: r.held,
+        rollbackMinutesP50: r.rollbackMinutesP50,
+        rollbackMinutesP90: r.rollbackMinutesP90,
+        promoteMinutesP50: r.promoteMinutesP50,
+        promoteMinutesP90: r.promoteMinutesP90,
+        delayP50: r.delayP50,
+        delayP90: r.delayP90,
+        readyMinutesP50: r.readyMinutesP50,
+        failedOn,
+        metricSupE: r.supE?.[metric] ?? { ge10: 0, ge100: 0 },
+        supE: r.supE ?? {},
+      };
+    });
+}
+
+function printLlm(rows: LlmRow[]): void {
+  if (rows.length === 0) return;
+  console.log('\nLLM gate metrics, ours (ladder; analysis.metrics = errors, latency and the metric):');
+  const header = ['scenario', 'n', 'rollback [95% CI]', 'on metric', 'E≥10/E≥100', '<25%', 'promo', 'held', 'rollback min p50/p90', 'promote min p50/p90', 'delay p50/p90', 'failed on'];
+  const lines = rows.map((r) => [
+    r.scenario,
+    String(r.n),
+    `${pct(r.rollbackRate)} [${pct(r.rollbackCI[0])}, ${pct(r.rollbackCI[1])}]`,
+    String(r.rollbacksOnMetric),
+    `${r.metricSupE.ge10}/${r.metricSupE.ge100}`,
+    String(r.rollbackBefore25),
+    String(r.promoted),
+    String(r.held),
+    `${r.rollbackMinutesP50 ?? '-'}/${r.rollbackMinutesP90 ?? '-'}`,
+    `${r.promoteMinutesP50 ?? '-'}/${r.promoteMinutesP90 ?? '-'}`,
+    r.kind === 'A/A' ? '' : `${r.delayP50 ?? '-'}/${r.delayP90 ?? '-'}`,
+    Object.entries(r.failedOn).map(([m, n]) => `${m} ${n}`).join(', '),
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
+  for (const l of [header, ...lines]) console.log('  ' + l.map((x, c) => (c === 0 || c === l.length - 1 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join('  '));
 }
 
 /**
@@ -360,7 +487,7 @@ function checkTargets(rows: Row[], matched: Matched[]): TargetCheck[] {
   const out: TargetCheck[] = [];
   const aa = ours.filter((r) => r.group === 'A/A' && !/pods=1 /.test(r.scenario));
   const worst = aa.reduce((w, r) => (r.rollbackRate > w.rollbackRate ? r : w), aa[0]!);
-  out.push({
+  if (worst) out.push({
     target: 'A/A false rollback ≤ 1% per rollout in every cell with ≥3 canary pods',
     met: aa.every((r) => r.rollbackRate <= 0.01),
     measured: `worst ${pct(worst.rollbackRate)} [${pct(worst.rollbackCI[0])}, ${pct(worst.rollbackCI[1])}] in "${worst.scenario}"; total ${aa.reduce((s, r) => s + r.rollbacks, 0)}/${aa.reduce((s, r) => s + r.n, 0)}`,
@@ -531,7 +658,7 @@ interface Comparison {
  * where our power is higher/equal/lower.
  */
 function compare(rows: Row[], other: string): Comparison {
-  const ab = (judge: string) => rows.filter((x) => x.judge === judge && x.group !== 'A/A');
+  const ab = (judge: string) => rows.filter((x) => x.judge === judge && x.group !== 'A/A' && x.group !== 'llm');
   const ours = ab('sequential');
   const theirs = ab(other);
   const mean = (r: Row[]) => r.reduce((s, x) => s + x.rollbackRate, 0) / Math.max(1, r.length);

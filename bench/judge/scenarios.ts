@@ -1,11 +1,15 @@
-/** The benchmark's scenarios: A/A across the nuisance grid, A/B error and latency regressions. */
+/**
+ * The benchmark's scenarios: A/A across the nuisance grid, A/B error and latency regressions; and
+ * (group 'llm', ours only) each LLM gate metric tested beside errors and latency, A/A and regressed.
+ */
 import type { AnalysisSpec } from '../../src/spec/schema';
+import type { GateMetricName } from '../../src/analysis/gate-metrics';
 import { ANALYSIS, LADDER_HORIZON, type Schedule } from './rollout';
-import { NOMINAL_P95_MS, type Nuisance, type World } from './simulator';
+import { NOMINAL_P95_MS, type LlmWorld, type Nuisance, type World } from './simulator';
 
 export interface Scenario {
   id: string;
-  group: 'A/A' | 'errors' | 'latency';
+  group: 'A/A' | 'errors' | 'latency' | 'llm';
   /** Short description of the cell. */
   label: string;
   world: World;
@@ -17,6 +21,8 @@ export interface Scenario {
 
 const FIXED_HORIZON = 120; // one hour of 30 s checks
 const RPS = 100;
+/** LLM cells' token prices (per million tokens), both versions unless a cell changes the candidate's. */
+const PRICE = { inputPer1M: 1, outputPer1M: 2 };
 
 const spread = {
   low: { podErrorSpread: 0.05, podLatencySpread: 0.02 },
@@ -95,5 +101,46 @@ export function scenarios(quick: boolean): Scenario[] {
   }
   add('latency', 'p95 x1.25 onset=40', world(0.01, DEFAULT_NUISANCE, 1, 1.25, 40), { kind: 'fixed', weight: 5 }, abReps);
   add('latency', 'p95 x1.25 onset=30', world(0.01, DEFAULT_NUISANCE, 1, 1.25, 30), { kind: 'ladder' }, abReps);
+
+  // LLM gate metrics, one at a time beside errors and latency (analysis.metrics lists exactly
+  // these three), on the ladder at the default nuisance: A/A, and a regression of the metric
+  // from the start. Ours only (the baselines know errors and latency alone).
+  const llmAaReps = quick ? 100 : 300;
+  const llmAbReps = quick ? 40 : 100;
+  const llmCell = (label: string, metric: GateMetricName, llm: LlmWorld, reps: number) => {
+    const w: World = { ...world(0.01, DEFAULT_NUISANCE, 1, 1, 0), llm: { pricing: { baseline: PRICE, candidate: PRICE }, ...llm } };
+    out.push({
+      id: `llm ${label} ladder`,
+      group: 'llm',
+      label,
+      world: w,
+      schedule: { kind: 'ladder' },
+      horizon: LADDER_HORIZON,
+      reps,
+      analysis: { ...analysisFor(0.01), metrics: { errors: {}, latency: {}, [metric]: {} } },
+    });
+  };
+  const regressions: Array<[GateMetricName, number[], (f: number) => LlmWorld]> = [
+    ['ttft', [2], (f) => ({ ttftFactor: f })],
+    ['interTokenLatency', [2], (f) => ({ itlFactor: f })],
+    ['outputTokens', [2], (f) => ({ outputTokensFactor: f })],
+    // 2× cost: both prices doubled, the same tokens (below: 2× output tokens at the same prices).
+    ['cost', [2], (f) => ({ pricing: { baseline: PRICE, candidate: { inputPer1M: f * PRICE.inputPer1M, outputPer1M: f * PRICE.outputPer1M } } })],
+    ['truncation', [2, 3], (f) => ({ truncationFactor: f })],
+    ['invalidOutput', [2, 3], (f) => ({ invalidFactor: f })],
+  ];
+  for (const [metric, factors, regress] of regressions) {
+    llmCell(`A/A ${metric}`, metric, {}, llmAaReps);
+    for (const f of factors) llmCell(`${f}x ${metric}`, metric, regress(f), llmAbReps);
+  }
+  // Cost per request ×1.57 ((300·1 + 2·200·2)/(300·1 + 200·2)): twice the output tokens, the same prices.
+  llmCell('2x outputTokens, cost', 'cost', { outputTokensFactor: 2 }, llmAbReps);
+  // At the tolerance (H0's edge, the hardest case for validity): the metric may not roll back in
+  // more than α × its share of rollouts, and its e-value may reach 10 / 100 in at most 10% / 1%
+  // (Ville). The mean tests' quasi-Poisson scaling is an approximation: this is where it shows.
+  const tolReps = quick ? 60 : 200;
+  llmCell('tol=1.25x outputTokens', 'outputTokens', { outputTokensFactor: 1.25 }, tolReps);
+  llmCell('tol=1.25x cost', 'cost', { pricing: { baseline: PRICE, candidate: { inputPer1M: 1.25 * PRICE.inputPer1M, outputPer1M: 1.25 * PRICE.outputPer1M } } }, tolReps);
+  llmCell('tol=1.2x truncation', 'truncation', { truncationFactor: 1.2 }, tolReps);
   return out;
 }

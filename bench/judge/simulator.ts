@@ -13,12 +13,17 @@
  * Regressions (A/B) multiply the candidate's error rate, or all of its latencies (so its p95
  * by the same factor), from an onset interval on.
  *
+ * LLM traffic (worlds with `llm`, the 'llm' scenarios; see simulateLlm): time to first token and
+ * inter-token latency histograms and the token/answer counts (VersionMetrics.llm), drawn from a
+ * separate random stream so that the fields above get the very same draws with or without it.
+ *
  * One interval's draws depend only on (rollout seed, interval, weight), so judges that hold the
  * same weight see identical data, and the latent processes (cycle, bursts, shocks, pods,
  * missing scrapes) are fixed per rollout for every judge.
  */
-import { LATENCY_BUCKETS_MS, type Histogram, type MetricsSample, type VersionMetrics } from '../../src/analysis/metrics';
-import { binomial, hashSeed, multinomial, normal, normalCdf, poisson, rng } from './random';
+import { LATENCY_BUCKETS_MS, type Histogram, type LlmCounts, type MetricsSample, type VersionMetrics } from '../../src/analysis/metrics';
+import type { Pricing } from '../../src/analysis/gate-metrics';
+import { binomial, hashSeed, multinomial, normal, normalCdf, poisson, rng, type Random } from './random';
 
 export const INTERVAL_SECONDS = 30;
 
@@ -44,6 +49,25 @@ export interface World {
   errorFactor: number;
   latencyFactor: number;
   onset: number;
+  /** LLM answers measured (TTFT, inter-token latency, tokens, truncation, structured output); absent = none (VersionMetrics without them). */
+  llm?: LlmWorld;
+}
+
+/**
+ * The LLM side of a world: candidate factors from `onset` on (default 1: like the baseline), and
+ * the versions' token prices (the spec's `versions.*.pricing`, passed to the judge for cost).
+ */
+export interface LlmWorld {
+  /** Multiplies every request's time to first token (so its p95 by the same factor). */
+  ttftFactor?: number;
+  /** Multiplies every request's mean gap between tokens. */
+  itlFactor?: number;
+  /** Multiplies the mean output tokens per request (the lognormal's median; same shape). */
+  outputTokensFactor?: number;
+  /** Multiply the probability of a truncated answer, and of an invalid structured answer. */
+  truncationFactor?: number;
+  invalidFactor?: number;
+  pricing?: { baseline: Pricing; candidate: Pricing };
 }
 
 const BASELINE_PODS = 10;
@@ -54,6 +78,28 @@ const SLOW_MEDIAN_MS = 1500;
 const SLOW_SIGMA = 0.5;
 const TTFB_MEDIAN_MS = 80;
 const TTFB_SIGMA = 0.4;
+/**
+ * LLM answers. TTFT lognormal (median 250 ms, σ 0.5; prefill queueing), a request's mean gap
+ * between tokens lognormal (median 30 ms, σ 0.3; batch load): both scaled by the pod's latency
+ * factor and the shared shock like latency (a slow pod or a loaded cluster is slow on every
+ * phase). Tokens per request lognormal, rounded, at least 1: output median 145, σ 0.8 (mean
+ * ~200, sd ~190), capped at MAX_TOKENS; input median 250, σ 0.6 (mean ~300), independent. A
+ * truncated answer (finish_reason "length", 2%) and a structured request (30%, of which 1%
+ * invalid JSON) are independent Bernoullis. No pod spread on tokens, truncation or validity:
+ * they are the model's, not the pod's.
+ */
+const TTFT_MEDIAN_MS = 250;
+const TTFT_SIGMA = 0.5;
+const ITL_MEDIAN_MS = 30;
+const ITL_SIGMA = 0.3;
+const OUT_TOKENS_MEDIAN = 145;
+const OUT_TOKENS_SIGMA = 0.8;
+const IN_TOKENS_MEDIAN = 250;
+const IN_TOKENS_SIGMA = 0.6;
+const MAX_TOKENS = 8192;
+const TRUNCATED_RATE = 0.02;
+const STRUCTURED_SHARE = 0.3;
+const INVALID_RATE = 0.01;
 /** One simulated day is compressed to 4 hours, so a 1–3 h rollout sees most of a cycle. */
 const DAY_INTERVALS = (4 * 3600) / INTERVAL_SECONDS;
 
@@ -113,6 +159,8 @@ const LOG_BOUNDS = LATENCY_BUCKETS_MS.map((b) => Math.log(b));
 const LOG_LAT_MEDIAN = Math.log(LAT_MEDIAN_MS);
 const LOG_SLOW_MEDIAN = Math.log(SLOW_MEDIAN_MS);
 const LOG_TTFB_MEDIAN = Math.log(TTFB_MEDIAN_MS);
+const LOG_TTFT_MEDIAN = Math.log(TTFT_MEDIAN_MS);
+const LOG_ITL_MEDIAN = Math.log(ITL_MEDIAN_MS);
 
 /** Per-bucket probabilities of the latency mixture, averaged over pods, with extra log shift. */
 function latencyBuckets(pods: Pod[], shift: number, factor: number): number[] {
@@ -130,10 +178,15 @@ function latencyBuckets(pods: Pod[], shift: number, factor: number): number[] {
 }
 
 function ttfbBuckets(pods: Pod[], shift: number): number[] {
+  return lognormalBuckets(pods, shift, 1, LOG_TTFB_MEDIAN, TTFB_SIGMA);
+}
+
+/** Per-bucket probabilities of a lognormal (log median, σ) scaled by each pod's latency factor × `factor`, averaged over pods. */
+function lognormalBuckets(pods: Pod[], shift: number, factor: number, logMedian: number, sigma: number): number[] {
   const cdf = new Array(LOG_BOUNDS.length).fill(0) as number[];
   for (const pod of pods) {
-    const m = Math.log(pod.latency) + shift;
-    for (let j = 0; j < LOG_BOUNDS.length; j++) cdf[j] = cdf[j]! + normalCdf((LOG_BOUNDS[j]! - LOG_TTFB_MEDIAN - m) / TTFB_SIGMA) / pods.length;
+    const m = Math.log(pod.latency * factor) + shift;
+    for (let j = 0; j < LOG_BOUNDS.length; j++) cdf[j] = cdf[j]! + normalCdf((LOG_BOUNDS[j]! - logMedian - m) / sigma) / pods.length;
   }
   return toBuckets(cdf);
 }
@@ -211,8 +264,58 @@ export function intervalAt(rollout: Rollout, k: number, weight: number, cache?: 
     baseline: version(nA, truth.baselineErrorRate, rollout.pods.baseline, 1),
     candidate: version(nB, truth.candidateErrorRate, rollout.pods.candidate, truth.regressed ? rollout.world.latencyFactor : 1),
   };
+  const llm = rollout.world.llm;
+  if (llm) {
+    // Its own stream: the draws above are the same as in a world without LLM answers.
+    const q = rng(hashSeed(rollout.seed, k, Math.round(weight * 1000), 0x11a));
+    simulateLlm(q, sample.baseline, rollout.pods.baseline, shift, {});
+    simulateLlm(q, sample.candidate, rollout.pods.candidate, shift, truth.regressed ? llm : {});
+  }
   cache?.set(key, sample);
   return sample;
+}
+
+/**
+ * One version's LLM fields for its `v.requests` requests (every request an LLM request, all
+ * completed: the errors above are not taken out, a simplification that changes no comparison).
+ *
+ * Inter-token latency: the gateway observes every gap between content chunks (~200 a request),
+ * but gaps of one request share its batch and pod, so they are far from independent; counting
+ * them as the exceedance test's trials would overstate the evidence many times over. Here each
+ * request contributes one observation, its mean gap: the trials are then the independent units
+ * the test assumes (what the test measures is the metric, not the gateway's per-gap counting).
+ */
+function simulateLlm(q: Random, v: VersionMetrics, pods: Pod[], shift: number, f: LlmWorld): void {
+  const n = v.requests;
+  v.timeToFirstToken = histogram(multinomial(q, n, lognormalBuckets(pods, shift, f.ttftFactor ?? 1, LOG_TTFT_MEDIAN, TTFT_SIGMA)));
+  const itlFactor = f.itlFactor ?? 1;
+  v.interTokenLatency = histogram(multinomial(q, n, lognormalBuckets(pods, shift, itlFactor, LOG_ITL_MEDIAN, ITL_SIGMA)));
+  const logOut = Math.log(OUT_TOKENS_MEDIAN * (f.outputTokensFactor ?? 1));
+  const logIn = Math.log(IN_TOKENS_MEDIAN);
+  const counts: LlmCounts = {
+    requests: n,
+    inputTokens: { sum: 0, sumSquares: 0 },
+    outputTokens: { sum: 0, sumSquares: 0 },
+    inputOutputSum: 0,
+    generationSeconds: 0,
+    truncated: binomial(q, n, Math.min(1, TRUNCATED_RATE * (f.truncationFactor ?? 1))),
+    structured: 0,
+    invalidStructured: 0,
+  };
+  for (let i = 0; i < n; i++) {
+    const out = Math.min(MAX_TOKENS, Math.max(1, Math.round(Math.exp(logOut + OUT_TOKENS_SIGMA * normal(q)))));
+    const inp = Math.max(1, Math.round(Math.exp(logIn + IN_TOKENS_SIGMA * normal(q))));
+    counts.outputTokens.sum += out;
+    counts.outputTokens.sumSquares += out * out;
+    counts.inputTokens.sum += inp;
+    counts.inputTokens.sumSquares += inp * inp;
+    counts.inputOutputSum += inp * out;
+  }
+  // Not tested: the nominal mean gap (no pod factor or shock) times the gaps.
+  counts.generationSeconds = (Math.max(0, counts.outputTokens.sum - n) * ITL_MEDIAN_MS * Math.exp(ITL_SIGMA ** 2 / 2) * itlFactor) / 1000;
+  counts.structured = binomial(q, n, STRUCTURED_SHARE);
+  counts.invalidStructured = binomial(q, counts.structured, Math.min(1, INVALID_RATE * (f.invalidFactor ?? 1)));
+  v.llm = counts;
 }
 
 function histogram(counts: number[]): Histogram {
@@ -230,11 +333,31 @@ export function emptySample(): MetricsSample {
 }
 
 export function addSamples(a: MetricsSample, b: MetricsSample): MetricsSample {
-  const add = (x: VersionMetrics, y: VersionMetrics): VersionMetrics => ({
-    requests: x.requests + y.requests,
-    errors: x.errors + y.errors,
-    latency: histogram(x.latency.counts.map((n, i) => n + (y.latency.counts[i] ?? 0))),
-    timeToFirstByte: histogram(x.timeToFirstByte!.counts.map((n, i) => n + (y.timeToFirstByte!.counts[i] ?? 0))),
-  });
+  const sum = (x: Histogram, y: Histogram) => histogram(x.counts.map((n, i) => n + (y.counts[i] ?? 0)));
+  const add = (x: VersionMetrics, y: VersionMetrics): VersionMetrics => {
+    const v: VersionMetrics = {
+      requests: x.requests + y.requests,
+      errors: x.errors + y.errors,
+      latency: sum(x.latency, y.latency),
+      timeToFirstByte: sum(x.timeToFirstByte!, y.timeToFirstByte!),
+    };
+    if (x.timeToFirstToken && y.timeToFirstToken) v.timeToFirstToken = sum(x.timeToFirstToken, y.timeToFirstToken);
+    if (x.interTokenLatency && y.interTokenLatency) v.interTokenLatency = sum(x.interTokenLatency, y.interTokenLatency);
+    if (x.llm && y.llm) v.llm = addLlm(x.llm, y.llm);
+    return v;
+  };
   return { baseline: add(a.baseline, b.baseline), candidate: add(a.candidate, b.candidate) };
+}
+
+function addLlm(x: LlmCounts, y: LlmCounts): LlmCounts {
+  return {
+    requests: x.requests + y.requests,
+    inputTokens: { sum: x.inputTokens.sum + y.inputTokens.sum, sumSquares: x.inputTokens.sumSquares + y.inputTokens.sumSquares },
+    outputTokens: { sum: x.outputTokens.sum + y.outputTokens.sum, sumSquares: x.outputTokens.sumSquares + y.outputTokens.sumSquares },
+    inputOutputSum: x.inputOutputSum + y.inputOutputSum,
+    generationSeconds: x.generationSeconds + y.generationSeconds,
+    truncated: x.truncated + y.truncated,
+    structured: x.structured + y.structured,
+    invalidStructured: x.invalidStructured + y.invalidStructured,
+  };
 }

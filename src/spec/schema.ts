@@ -301,7 +301,10 @@ function crossFieldRules(spec: Partial<z.output<typeof requestShape>>, ctx: z.Re
     if (step?.match && i === steps.length - 1) {
       ctx.addIssue({ code: 'custom', path: ['steps', i, 'match'], message: 'the last step sends every request to the candidate, so it cannot match a header' });
     }
-    if (!shadowStep && typeof step?.weight === 'number' && typeof previous === 'number' && previous > 0 && step.weight <= previous) {
+    // A header-matched step's weight is of the matching requests only (internal users at 100%, then
+    // 5% of everyone is a fine ladder): weights increase from step to step among the unmatched ones.
+    const matched = step?.match !== undefined || steps[i - 1]?.match !== undefined;
+    if (!shadowStep && !matched && typeof step?.weight === 'number' && typeof previous === 'number' && previous > 0 && step.weight <= previous) {
       ctx.addIssue({ code: 'custom', path: ['steps', i, 'weight'], message: `weight must be above the previous step's (${previous})` });
     }
     if (typeof step?.bake === 'number' && typeof interval === 'number' && step.bake < interval) {

@@ -27,6 +27,13 @@ describe('spec: shadow and header-match steps', () => {
     expect(routeForStep(result.spec, matched!)).toMatchObject({ versions: [{ weight: 90 }, { weight: 10 }], match: { header: 'x-canary-user', values: ['internal'], others: 'v1' } });
   });
 
+  it('takes internal users first at 100%, then a ladder for everyone', () => {
+    const steps = [{ weight: 100, bake: '1h', match: { header: 'x-canary-user', values: ['internal'] } }, { weight: 5, bake: '1h' }, { weight: 50 }, { weight: 100 }];
+    expect(messages({ steps })).toEqual([]);
+    expect(messages({ steps: [{ weight: 100, match: { header: 'x-u', values: ['a'] } }, { weight: 100 }] })).toEqual([]);
+    expect(messages({ steps: [{ weight: 50 }, { weight: 50 }, { weight: 100 }] })).toContain("steps.1.weight: weight must be above the previous step's (50)");
+  });
+
   it('refuses what cannot work, naming the field', () => {
     expect(messages({ steps: [{ weight: 10 }, { shadow: 10 }, { weight: 100 }] })).toContain('steps.1.shadow: a shadow step must come before every live step (it compares the candidate before any user sees it)');
     expect(messages({ steps: [{ shadow: 10, weight: 5 }, { weight: 100 }] })[0]).toMatch(/^steps\.0\.shadow: a step is either live \(weight\) or shadow/);

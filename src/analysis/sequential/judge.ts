@@ -64,6 +64,8 @@ export interface GateProcess {
   unit?: number | null;
   /** Mean: the baseline's moments pooled until the unit is fixed. */
   pool?: MeanData | null;
+  /** Mean: both versions' intervals pooled until the candidate has `meanMinCandidate` requests. */
+  pending?: { baseline: MeanData; candidate: MeanData };
 }
 /** The shape of latency-like processes in states written before the gate-metric table. */
 export type ExceedanceState = Required<Pick<GateProcess, 'evidence' | 'boundaryMs' | 'calibration'>>;
@@ -433,7 +435,23 @@ function updateExceedance(options: SequentialJudgeOptions, name: ExceedanceMetri
 function updateMean(options: SequentialJudgeOptions, process: GateProcess, a: MeanData | undefined, b: MeanData | undefined): string | undefined {
   if (!validMean(a) || !validMean(b)) return 'it is not measured for one of the versions (for cost: versions need pricing).';
   if (process.unit != null) {
-    process.evidence = addInterval(process.evidence, { candidateTrials: b.count, baselineTrials: a.count, candidateEvents: b.sum / process.unit, baselineEvents: a.sum / process.unit });
+    // Intervals are pooled until the candidate has meanMinCandidate requests (a count, never a
+    // value, so the test stays valid): a sum over few requests of a heavy-tailed quantity is one
+    // long answer, not a mean, and the quasi-Poisson scaling would overstate it.
+    const add = (x: MeanData | undefined, y: MeanData): MeanData => (x ? { count: x.count + y.count, sum: x.sum + y.sum, sumSquares: x.sumSquares + y.sumSquares } : { ...y });
+    const pending = { baseline: add(process.pending?.baseline, a), candidate: add(process.pending?.candidate, b) };
+    if (pending.candidate.count < options.meanMinCandidate) {
+      process.pending = pending;
+      return undefined;
+    }
+    delete process.pending;
+    const unit = process.unit;
+    process.evidence = addInterval(process.evidence, {
+      candidateTrials: pending.candidate.count,
+      baselineTrials: pending.baseline.count,
+      candidateEvents: pending.candidate.sum / unit,
+      baselineEvents: pending.baseline.sum / unit,
+    });
     return undefined;
   }
   const pool = process.pool ?? { count: 0, sum: 0, sumSquares: 0 };
@@ -886,6 +904,7 @@ function cloneState(s: SequentialState): SequentialState {
     evidence: ratio(x.evidence),
     ...(x.calibration ? { calibration: { boundsMs: [...x.calibration.boundsMs], counts: [...x.calibration.counts] } } : {}),
     ...(x.pool ? { pool: { ...x.pool } } : {}),
+    ...(x.pending ? { pending: { baseline: { ...x.pending.baseline }, candidate: { ...x.pending.candidate } } } : {}),
   });
   const mapValues = <K extends string, V>(o: Partial<Record<K, V>>, f: (v: V) => V) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v as V)])) as Partial<Record<K, V>>;
   return {

@@ -35,6 +35,13 @@ export interface SequentialJudgeOptions {
   /** Mean metrics (tokens, cost): baseline requests pooled before the dispersion unit is fixed. */
   meanMinBaseline: number;
   /**
+   * Mean metrics: candidate requests pooled into one tested interval. A heavy-tailed quantity's
+   * sum over a few requests is one long answer, not a mean: in the bench, one 5,900-token answer
+   * among 26 requests at 1% weight was worth 34 dispersion units and rolled back a candidate at
+   * its tolerance (bench/results/judge-llm.json).
+   */
+  meanMinCandidate: number;
+  /**
    * When the spec gives SLO guardrails (`analysis.thresholds`), the share of `alpha` their tests
    * get (split evenly between the given SLOs, slo.ts); the comparison with the baseline keeps
    * the rest (its `alphaSplit` shares are scaled by 1 − this). Fixed at the first check. Unused
@@ -99,6 +106,7 @@ export const DEFAULT_SEQUENTIAL_OPTIONS: SequentialJudgeOptions = {
   shadowAlphaShare: 0.2,
   pairedTolerance: 1.25,
   meanMinBaseline: 100,
+  meanMinCandidate: 200,
   tolerances: fromTable((m) => m.tolerance),
   scaleTolerance: Object.fromEntries(EXCEEDANCE_METRIC_NAMES.map((n) => [n, GATE_METRICS[n].scaleTolerance])) as Record<ExceedanceMetricName, number>,
   alternatives: [...DEFAULT_ALTERNATIVES],

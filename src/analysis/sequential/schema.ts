@@ -31,6 +31,7 @@ export const sequentialOptionsSchema = z
     shadowAlphaShare: fraction('shadowAlphaShare').optional(),
     pairedTolerance: ratio('pairedTolerance').optional(),
     meanMinBaseline: count('meanMinBaseline').optional(),
+    meanMinCandidate: count('meanMinCandidate').optional(),
     alternatives: z.array(z.number().gt(1, 'alternatives must be above 1').max(1000, 'alternatives must be at most 1000')).min(1, 'alternatives must list at least one').max(16, 'alternatives may list at most 16').optional(),
     latencyQuantile: fraction('latencyQuantile').optional(),
     boundaryMinBaseline: count('boundaryMinBaseline').optional(),
