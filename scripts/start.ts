@@ -1,13 +1,15 @@
 /**
  * `npm start`: the stack (scripts/stack.ts, as `npm run serve`) plus the demo show
- * (src/demo/show.ts): demo models v1, v2 (healthy) and v3 (~8% errors), traffic through the
- * gateway, a rollout v1 → v2 that promotes and a rollout v2 → v3 that rolls back by itself, with
- * live progress. Then everything keeps running until Ctrl-C, which stops it all.
+ * (src/demo/show.ts): demo models v1, v2 (healthy), v3 (~8% errors) and v4 (2× time to first
+ * token), traffic through the gateway, a rollout v1 → v2 that promotes, a rollout v2 → v3 that
+ * rolls back by itself on its errors and, on streamed traffic, a rollout v2 → v4 that rolls back
+ * by itself on its time to first token, with live progress. Then everything keeps running until
+ * Ctrl-C, which stops it all.
  *
  * Env: as `npm run serve` (DATA_DIR, TEMPORAL_PORT, TEMPORAL_UI_PORT, API_PORT, GATEWAY_PORT, ...),
- * plus DEMO_MODEL_PORTS (v1,v2,v3 ports; default 9001,9002,9003; 0 = a free port; a busy port
- * falls back to a free one), DEMO_RATE (requests per second, default 30), DEMO_SCALE (multiplies
- * bakes and check intervals; default 1 ≈ two minutes, 0.3 ≈ 40 s).
+ * plus DEMO_MODEL_PORTS (v1,v2,v3,v4 ports; default 9001,9002,9003,9004; 0 = a free port; a busy
+ * port falls back to a free one), DEMO_RATE (requests per second, default 30), DEMO_SCALE
+ * (multiplies bakes and check intervals; default 1 ≈ two minutes, 0.3 ≈ 50 s).
  */
 import { runShow, type Show } from '../src/demo/show';
 import { startStack } from './stack';
@@ -20,14 +22,14 @@ function numberFrom(name: string, fallback: number): number {
   return value;
 }
 
-function modelPorts(): [number, number, number] {
+function modelPorts(): [number, number, number, number] {
   const raw = process.env.DEMO_MODEL_PORTS;
-  if (!raw) return [9001, 9002, 9003];
+  if (!raw) return [9001, 9002, 9003, 9004];
   const ports = raw.split(',').map((p) => Number(p.trim()));
-  if (ports.length !== 3 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) {
-    throw new Error(`DEMO_MODEL_PORTS must be three ports such as 9001,9002,9003 (0 = free port), got "${raw}"`);
+  if (ports.length !== 4 || ports.some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) {
+    throw new Error(`DEMO_MODEL_PORTS must be four ports (v1,v2,v3,v4) such as 9001,9002,9003,9004 (0 = free port), got "${raw}"`);
   }
-  return ports as [number, number, number];
+  return ports as [number, number, number, number];
 }
 
 function main(): void {

@@ -1,20 +1,27 @@
 /**
  * DEMO ONLY — the `npm start` show, run against a stack that is already up (scripts/start.ts):
  *
- *   1. three demo model versions: v1 and v2 healthy, v3 failing ~8% of requests;
+ *   1. four demo model versions: v1 and v2 healthy, v3 failing ~8% of requests, v4 healthy on
+ *      errors and end-to-end latency but twice as slow to its first token (~200 ms against v2's
+ *      ~100 ms, then faster tokens: its streamed answers end about when v2's do);
  *   2. the target `chat` on v1 in the gateway, and traffic through it (random user keys);
- *   3. a rollout v1 → v2, which promotes, then a rollout v2 → v3, which rolls back by itself;
- *      each watched through the REST API (GET /v1/rollouts/:id), one terminal line per change;
+ *   3. three rollouts, each watched through the REST API (GET /v1/rollouts/:id), one terminal
+ *      line per change: v1 → v2, which promotes; v2 → v3, which rolls back by itself on its
+ *      errors; then, with the traffic switched to streamed completions (SSE, `stream: true`, so
+ *      the gateway times each answer's first token), v2 → v4, gated on errors, latency and time
+ *      to first token (`analysis.metrics`), which rolls back by itself on its time to first token;
  *   4. a summary with the links (API, gateway, Temporal UI history of each rollout).
  *
  * Everything keeps running (models, traffic) until `stop()`. Times scale with `scale`
- * (DEMO_SCALE): 1 = 20 s bakes and a check every 5 s, about two minutes for the whole show.
+ * (DEMO_SCALE): 1 = 20 s bakes and a check every 5 s, about two minutes for the whole show
+ * (the third rollout ends in two or three checks).
  */
 import { startModelServer, type ModelServer, type ModelServerOptions } from './model-server';
 import { startTraffic, type TrafficRun } from './traffic';
 import { formatDuration, type RolloutSpecInput } from '../spec';
 import { isFinal, reasonsText, type Decision, type RolloutStatus } from '../workflows/status';
 import type { VersionSummary } from '../analysis/metrics';
+import { GATE_METRICS, GATE_METRIC_NAMES } from '../analysis/gate-metrics';
 import { ApiResponseError, createClient, metricEvidence, watchRollout as watchStatus, type CanaryClient } from '../client';
 
 export interface ShowOptions {
@@ -31,9 +38,9 @@ export interface ShowOptions {
   rate?: number;
   /** Multiplies every bake and check interval (default 1: about two minutes). */
   scale?: number;
-  /** Ports of v1, v2, v3; 0 picks a free one (default 9001, 9002, 9003; a busy one falls back to a free one). */
-  modelPorts?: [number, number, number];
-  /** Pause between the two rollouts, ms (default 3000 × scale). */
+  /** Ports of v1, v2, v3, v4; 0 picks a free one (default 9001–9004; a busy one falls back to a free one). */
+  modelPorts?: [number, number, number, number];
+  /** Pause between one rollout and the next, ms (default 3000 × scale). */
   pauseMs?: number;
   /** Where lines go (default stdout, `[demo] ` prefixed). */
   print?: (line: string) => void;
@@ -46,33 +53,53 @@ export interface ShowResult {
 }
 
 export interface Show {
-  /** Resolves once both rollouts have ended and the summary is printed. */
+  /** Resolves once the three rollouts have ended and the summary is printed. */
   done: Promise<ShowResult>;
-  models: Record<'v1' | 'v2' | 'v3', ModelServer>;
+  models: Record<DemoVersion, ModelServer>;
   /** Stops watching, the traffic and the model servers. Idempotent. */
   stop(): Promise<void>;
 }
 
 export const DEMO_TARGET = 'chat';
 
-/** The demo's three model versions. */
-export const DEMO_MODELS: Array<Omit<ModelServerOptions, 'port'> & { version: 'v1' | 'v2' | 'v3'; note: string }> = [
+export type DemoVersion = 'v1' | 'v2' | 'v3' | 'v4';
+
+/**
+ * The demo's four model versions. `latencyMs` is a plain (non-streamed) answer's delay, the
+ * traffic of rollouts 1 and 2; `ttftMs` and `interTokenMs` time a streamed one (the traffic of
+ * rollout 3: 16 tokens, the first after ttftMs, then one every interTokenMs). v4 against v2:
+ * first token ~200 ms against ~100 ms, then 3 ms between tokens against 10 ms, so that a whole
+ * answer takes about as long (median ~250 ms; v4's narrower spread keeps its tail at or below
+ * v2's: its time to first token regresses, its end-to-end latency does not).
+ */
+export const DEMO_MODELS: Array<Omit<ModelServerOptions, 'port'> & { version: DemoVersion; note: string }> = [
   { version: 'v1', latencyMs: 40, latencySpread: 0.2, errorRate: 0, note: 'healthy (serving today)' },
-  { version: 'v2', latencyMs: 35, latencySpread: 0.2, errorRate: 0, note: 'healthy' },
+  { version: 'v2', latencyMs: 35, latencySpread: 0.2, errorRate: 0, ttftMs: 100, interTokenMs: 10, note: 'healthy (streamed: first token ~100 ms, then a token every 10 ms)' },
   { version: 'v3', latencyMs: 40, latencySpread: 0.2, errorRate: 0.08, note: '~8% errors' },
+  {
+    version: 'v4',
+    latencyMs: 35,
+    latencySpread: 0.1,
+    errorRate: 0,
+    ttftMs: 200,
+    interTokenMs: 3,
+    note: "no errors, streamed answers end as soon as v2's, but 2× the time to first token (first token ~200 ms, then a token every 3 ms)",
+  },
 ];
 
 /**
- * The two demo rollouts' specs, judged by the default (sequential) judge. Checks need a few
+ * The three demo rollouts' specs, judged by the default (sequential) judge. Checks need a few
  * requests (minRequests follows the traffic), and the readiness gate beyond 25% is sized to a
  * demo's trickle of traffic: looser tolerances to bound (latency 3×, errors within 5 percentage
  * points) at 80% confidence. The rollback test keeps its defaults (α = 0.01 for the whole rollout).
+ * The third lists its gate metrics (`analysis.metrics`): errors, latency and time to first token
+ * (the latter at its default 1.25× tolerance), which only streamed traffic measures.
  */
 export function demoSpecs(
   target: string,
-  urls: Record<'v1' | 'v2' | 'v3', string>,
+  urls: Record<DemoVersion, string>,
   { scale = 1, rate = 30 }: { scale?: number; rate?: number } = {},
-): [RolloutSpecInput, RolloutSpecInput] {
+): [RolloutSpecInput, RolloutSpecInput, RolloutSpecInput] {
   // Checks at least a second apart, as the spec requires (and bakes no shorter than a check).
   const ms = (x: number) => formatDuration(Math.max(1_000, Math.round(x * scale)));
   const intervalMs = Math.max(1_000, 5_000 * scale);
@@ -94,6 +121,13 @@ export function demoSpecs(
       steps: [{ weight: 20, bake: ms(20_000) }, { weight: 50, bake: ms(20_000) }, { weight: 100 }],
       analysis: analysis(20),
     },
+    {
+      target,
+      baseline: { version: 'v2', url: urls.v2 },
+      candidate: { version: 'v4', url: urls.v4 },
+      steps: [{ weight: 20, bake: ms(20_000) }, { weight: 50, bake: ms(20_000) }, { weight: 100 }],
+      analysis: { ...analysis(20), metrics: { errors: {}, latency: {}, ttft: {} } },
+    },
   ];
 }
 
@@ -107,31 +141,46 @@ export function runShow(options: ShowOptions): Show {
   const api = createClient({ baseUrl: options.apiUrl, ...(options.apiToken ? { token: options.apiToken } : {}) }, {});
   const stopper = new AbortController();
   let traffic: TrafficRun | undefined;
-  const models: Partial<Record<'v1' | 'v2' | 'v3', ModelServer>> = {};
+  /** Traffic runs replaced by another (plain by streamed), still finishing their last requests. */
+  const retired: Array<Promise<unknown>> = [];
+  const models: Partial<Record<DemoVersion, ModelServer>> = {};
   let stopping: Promise<void> | undefined;
 
   const done = (async (): Promise<ShowResult> => {
-    const ports = options.modelPorts ?? [9001, 9002, 9003];
+    const ports = options.modelPorts ?? [9001, 9002, 9003, 9004];
     for (const [i, model] of DEMO_MODELS.entries()) {
       const { note, ...serverOptions } = model;
       models[model.version] = await startModelOn(serverOptions, ports[i] ?? 0, print);
       print(`model ${model.version} on ${models[model.version]!.url}: ${note}`);
     }
-    const urls = { v1: models.v1!.url, v2: models.v2!.url, v3: models.v3!.url };
+    const urls = { v1: models.v1!.url, v2: models.v2!.url, v3: models.v3!.url, v4: models.v4!.url };
     throwIfStopped();
 
     await putRoute(options.gatewayUrl, options.gatewayAdminToken, target, [{ name: 'v1', url: urls.v1, weight: 100 }]);
     print(`gateway: ${options.gatewayUrl}/${target}/… → v1 (100%)`);
-    traffic = startTraffic({ gatewayUrl: options.gatewayUrl, target, rate, durationMs: Number.POSITIVE_INFINITY, users: 1000 });
+    const demoTraffic = (stream: boolean) => startTraffic({ gatewayUrl: options.gatewayUrl, target, rate, durationMs: Number.POSITIVE_INFINITY, users: 1000, stream });
+    traffic = demoTraffic(false);
     print(`traffic: ${rate} req/s through the gateway, random user keys (x-canary-key)`);
+    let streamed = false;
 
-    const [first, second] = demoSpecs(target, urls, { scale, rate });
+    const [first, second, third] = demoSpecs(target, urls, { scale, rate });
     const results: RolloutStatus[] = [];
     const acts = [
-      { spec: first, title: `rollout 1/2: ${target} v1 → v2 (healthy candidate: expect promotion)` },
-      { spec: second, title: `rollout 2/2: ${target} v2 → v3 (~8% errors: expect an automatic rollback)` },
+      { spec: first, stream: false, title: `rollout 1/3: ${target} v1 → v2 (healthy candidate: expect promotion)` },
+      { spec: second, stream: false, title: `rollout 2/3: ${target} v2 → v3 (~8% errors: expect an automatic rollback)` },
+      { spec: third, stream: true, title: `rollout 3/3: ${target} v2 → v4 (2× time to first token: expect an automatic rollback)` },
     ];
     for (const [i, act] of acts.entries()) {
+      if (act.stream && !streamed) {
+        // The new traffic starts before the old one stops: the target never goes quiet.
+        const plain = traffic;
+        traffic = demoTraffic(true);
+        streamed = true;
+        plain.stop();
+        retired.push(plain.done.catch(() => undefined));
+        print('');
+        print(`traffic: now streamed completions (SSE, stream: true), ${rate} req/s: the gateway times each answer's first token`);
+      }
       if (i > 0) await sleep(options.pauseMs ?? 3_000 * scale, stopper.signal);
       print('');
       print(paint.bold(`── ${act.title} ──`));
@@ -153,7 +202,7 @@ export function runShow(options: ShowOptions): Show {
       print(`             ${r.links?.temporalUi ?? ''}`);
     });
     print(`models       ${Object.entries(urls).map(([v, u]) => `${v} ${u}`).join(' · ')}`);
-    print(`traffic      still ${rate} req/s to ${target}`);
+    print(`traffic      still ${rate} req/s to ${target}${streamed ? ' (streamed)' : ''}`);
     return { rollouts: results };
   })();
   done.catch(() => undefined);
@@ -165,13 +214,14 @@ export function runShow(options: ShowOptions): Show {
   return {
     done,
     get models() {
-      return models as Record<'v1' | 'v2' | 'v3', ModelServer>;
+      return models as Record<DemoVersion, ModelServer>;
     },
     stop() {
       stopping ??= (async () => {
         stopper.abort();
         traffic?.stop();
         await traffic?.done.catch(() => undefined);
+        await Promise.all(retired);
         await Promise.all(Object.values(models).map((m) => m.close()));
       })();
       return stopping;
@@ -239,8 +289,11 @@ export function describeChanges(s: RolloutStatus, seen: Seen, paint: Painter = p
 }
 
 function describeDecision(s: RolloutStatus, d: Decision, n: number, paint: Painter): string {
+  // TTFT when the rollout gates on it (of a plain JSON answer, the gateway's TTFT is its latency).
+  const ttft = s.spec.analysis.metrics?.ttft !== undefined;
   const figures = (name: string, v: VersionSummary) =>
-    `${name} ${v.requests} req, ${(v.errorRate * 100).toFixed(1)}% err, p95 ${v.latencyP95Ms ?? '–'} ms`;
+    `${name} ${v.requests} req, ${(v.errorRate * 100).toFixed(1)}% err, p95 ${v.latencyP95Ms ?? '–'} ms` +
+    (ttft ? `, TTFT p95 ${v.timeToFirstTokenP95Ms ?? '–'} ms` : '');
   const tally = s.spec.analysis.judge === 'threshold' ? ` · failed ${d.failedChecks}/${s.spec.analysis.failureLimit}` : '';
   // A passing sequential check is told by its evidence (the full sentences are in the status).
   const why = (d.verdict === 'pass' && evidenceLine(d.evidence)) || reasonsText(d.reasons);
@@ -269,7 +322,9 @@ function describeSpec(spec: RolloutSpecInput): string {
   if (a.judge === 'threshold') {
     return `${steps}; ${every}, error rate ≤ ${(a.thresholds?.maxErrorRate ?? 0.05) * 100}%, p95 ≤ ${a.thresholds?.maxLatencyP95Ms ?? 800} ms, ${a.failureLimit ?? 2} failed checks roll back`;
   }
-  return `${steps}; ${every}, sequential judge: candidate vs baseline, any check whose evidence reaches 1/α rolls back (α = ${a.sequential?.alpha ?? 0.01} for the whole rollout); beyond 25% once every metric is bounded`;
+  const labels = GATE_METRIC_NAMES.filter((n) => a.metrics?.[n]).map((n) => GATE_METRICS[n].label);
+  const on = labels.length > 0 ? ` on ${[labels.slice(0, -1).join(', '), labels.at(-1)].filter(Boolean).join(' and ')} (analysis.metrics)` : '';
+  return `${steps}; ${every}, sequential judge: candidate vs baseline${on}, any check whose evidence reaches 1/α rolls back (α = ${a.sequential?.alpha ?? 0.01} for the whole rollout); beyond 25% once every metric is bounded`;
 }
 
 // ---- helpers ----
