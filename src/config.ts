@@ -1,4 +1,6 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import type { AdapterSettings } from './activities/registry';
 import { GATEWAY_DEFAULTS, MAX_TIMER_MS } from './gateway/defaults';
 
@@ -14,7 +16,10 @@ export interface Config {
   temporalUiUrl: string;
   apiPort: number;
   apiHost: string;
+  /** API_TOKEN: the single legacy token, an `operator` named "api-token" (also in `apiTokens`). */
   apiToken?: string;
+  /** Every API token (API_TOKENS_FILE or API_TOKENS, plus API_TOKEN): empty, the API is open. */
+  apiTokens: ApiTokenEntry[];
   gatewayUrl: string;
   gatewayAdminToken?: string;
   /** Kubeconfig file for the Gateway API router (KUBECONFIG); unset: in-cluster configuration. */
@@ -35,6 +40,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiPort: int(env, 'API_PORT', 3000),
     apiHost: env.API_HOST || '127.0.0.1',
     apiToken: env.API_TOKEN || undefined,
+    apiTokens: loadApiTokens(env),
     gatewayUrl: (env.GATEWAY_URL || `http://127.0.0.1:${gatewayPort}`).replace(/\/$/, ''),
     gatewayAdminToken: env.GATEWAY_ADMIN_TOKEN || undefined,
     kubeconfig: env.KUBECONFIG || undefined,
@@ -117,6 +123,118 @@ function bounded(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
     throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+// ---- API tokens and their roles ------------------------------------------------------------------
+
+/** `viewer`: the GET routes; `operator`: those and every action (start, pause, resume, abort, promote, approve). */
+export const API_ROLES = ['viewer', 'operator'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
+/** A token as configured: who it is (recorded as `by` in the rollout's events), its role, and the SHA-256 of the token (hex). */
+export interface ApiTokenEntry {
+  name: string;
+  role: ApiRole;
+  sha256: string;
+}
+
+/** Token names: what the audit records (`by`), so short and plain. */
+export const API_TOKEN_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
+const NAME_RULE = '1 to 64 letters, digits and . _ @ + - (starting with a letter or digit)';
+/** The name API_TOKEN's token is recorded under. */
+export const LEGACY_TOKEN_NAME = 'api-token';
+
+/** The hex SHA-256 of a token: what an API_TOKENS(_FILE) entry holds instead of the token. */
+export function hashApiToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** A new random token (256 bits) and its entry: `model-canary token create`. */
+export function createApiToken(name: string, role: ApiRole): { token: string; entry: ApiTokenEntry } {
+  if (!API_TOKEN_NAME_PATTERN.test(name)) throw new Error(`token name "${name}" is not valid: it must be ${NAME_RULE}`);
+  if (!(API_ROLES as readonly string[]).includes(role)) throw new Error(`role "${role}" is not valid: it must be one of ${API_ROLES.join(', ')}`);
+  const token = `mct_${randomBytes(32).toString('base64url')}`;
+  return { token, entry: { name, role, sha256: hashApiToken(token) } };
+}
+
+/**
+ * The API's tokens: API_TOKENS_FILE (a YAML or JSON file) or API_TOKENS (JSON inline), each a
+ * list of `{name, role, sha256}`; plus API_TOKEN, an operator named "api-token". Every problem
+ * is an error naming the variable (and file) and the entry.
+ */
+export function loadApiTokens(env: NodeJS.ProcessEnv): ApiTokenEntry[] {
+  const file = env.API_TOKENS_FILE?.trim() || undefined;
+  const inline = env.API_TOKENS?.trim() || undefined;
+  if (file && inline) throw new Error('API_TOKENS_FILE and API_TOKENS are both set: set one of them (the file, or the same list inline as JSON)');
+  let entries: ApiTokenEntry[] = [];
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : (err as Error).message;
+      throw new Error(`API_TOKENS_FILE: cannot read "${file}" (${why})`);
+    }
+    let parsed: unknown;
+    try {
+      // YAML is a superset of JSON: one parser reads both.
+      parsed = parseYaml(text);
+    } catch (err) {
+      throw new Error(`API_TOKENS_FILE "${file}" is neither YAML nor JSON: ${(err as Error).message.split('\n')[0]}`);
+    }
+    entries = tokenEntries(`API_TOKENS_FILE "${file}"`, parsed);
+  } else if (inline) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(inline);
+    } catch (err) {
+      throw new Error(`API_TOKENS is not valid JSON (${(err as Error).message}); it must be a list such as [{"name":"alice","role":"operator","sha256":"<hex>"}]`);
+    }
+    entries = tokenEntries('API_TOKENS', parsed);
+  }
+  const legacy = env.API_TOKEN || undefined;
+  if (legacy) {
+    const clash = entries.find((e) => e.name === LEGACY_TOKEN_NAME);
+    if (clash) throw new Error(`API_TOKEN is recorded as "${LEGACY_TOKEN_NAME}", a name ${file ? 'API_TOKENS_FILE' : 'API_TOKENS'} also has: rename that entry, or unset API_TOKEN`);
+    entries = [...entries, { name: LEGACY_TOKEN_NAME, role: 'operator', sha256: hashApiToken(legacy) }];
+  }
+  const seen = new Set<string>();
+  for (const e of entries) {
+    if (seen.has(e.sha256)) {
+      const first = entries.find((x) => x.sha256 === e.sha256)!;
+      throw new Error(`API tokens "${first.name}" and "${e.name}" have the same sha256: each token must be different (create one with \`model-canary token create\`)`);
+    }
+    seen.add(e.sha256);
+  }
+  return entries;
+}
+
+function tokenEntries(source: string, parsed: unknown): ApiTokenEntry[] {
+  const example = '[{name: alice, role: operator, sha256: <hex SHA-256 of the token>}] (`model-canary token create` prints one)';
+  if (!Array.isArray(parsed)) throw new Error(`${source} must be a list of tokens such as ${example}`);
+  if (parsed.length === 0) throw new Error(`${source} lists no token: the API would be open to anyone; add one, or unset the variable`);
+  const names = new Set<string>();
+  return parsed.map((raw: unknown, i) => {
+    const where = (name?: unknown) => `${source}: entry ${i + 1}${typeof name === 'string' && name ? ` ("${name}")` : ''}`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where()} must be an object {name, role, sha256}`);
+    const { name, role, sha256, ...rest } = raw as Record<string, unknown>;
+    const unknown = Object.keys(rest);
+    if (unknown.length > 0) {
+      const hint = unknown.includes('token') ? ' (never put the token itself in the list: its sha256 only)' : '';
+      throw new Error(`${where(name)} has unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}${hint}; expected name, role, sha256`);
+    }
+    if (typeof name !== 'string' || !API_TOKEN_NAME_PATTERN.test(name)) throw new Error(`${where(name)}: name must be ${NAME_RULE}, got ${JSON.stringify(name ?? null)}`);
+    if (names.has(name)) throw new Error(`${where(name)}: name "${name}" is listed twice; each token needs its own name (it is what the audit records)`);
+    names.add(name);
+    if (typeof role !== 'string' || !(API_ROLES as readonly string[]).includes(role)) {
+      throw new Error(`${where(name)}: role must be one of ${API_ROLES.join(', ')}, got ${JSON.stringify(role ?? null)}`);
+    }
+    if (typeof sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+      throw new Error(`${where(name)}: sha256 must be the hex SHA-256 of the token (64 hex digits), got ${JSON.stringify(typeof sha256 === 'string' ? sha256.slice(0, 80) : (sha256 ?? null))}`);
+    }
+    return { name, role: role as ApiRole, sha256: sha256.toLowerCase() };
+  });
 }
 
 // ---- Connecting to a Temporal cluster: TLS, mTLS, API key ----------------------------------------

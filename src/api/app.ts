@@ -6,8 +6,8 @@ import express, { type Application, type Request, type RequestHandler } from 'ex
 import type { Client } from '@temporalio/client';
 import pino, { type Logger } from 'pino';
 import type { RoutingSpec, TrafficRouter } from '../activities';
-import type { Config } from '../config';
-import { bearerAuth } from './auth';
+import { LEGACY_TOKEN_NAME, hashApiToken, type Config } from '../config';
+import { tokenAuth } from './auth';
 import { ApiError, bodyError, clip, errorHandler, notFoundRoute, toApiError, validate } from './errors';
 import { openApiDocument } from './openapi';
 import { RolloutService } from './rollout-service';
@@ -17,7 +17,12 @@ export const BODY_LIMIT = '1mb';
 
 export interface AppOptions {
   client: Client;
-  config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl' | 'apiToken'>;
+  /**
+   * `apiTokens` (loadConfig: API_TOKENS_FILE / API_TOKENS / API_TOKEN) say who may read and act;
+   * a bare `apiToken` is an operator named "api-token" (when `apiTokens` does not have it already).
+   * Neither: the API is open.
+   */
+  config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl'> & Partial<Pick<Config, 'apiToken' | 'apiTokens'>>;
   /** The traffic router a start reads the target's live route from, for its spec's `routing` (main.ts: the registry's). */
   routerFor: (routing: RoutingSpec) => TrafficRouter;
   /** Silent when omitted. */
@@ -67,7 +72,8 @@ export function createApp({ client, config, routerFor, logger = pino({ level: 's
   });
 
   const v1 = express.Router();
-  if (config.apiToken) v1.use(bearerAuth(config.apiToken));
+  const tokens = apiTokensOf(config);
+  if (tokens.length > 0) v1.use(tokenAuth(tokens));
   v1.use(jsonOnly, jsonBody());
   v1.use('/rollouts', rolloutsRouter(service));
   app.use('/v1', v1);
@@ -75,6 +81,16 @@ export function createApp({ client, config, routerFor, logger = pino({ level: 's
   app.use(notFoundRoute);
   app.use(errorHandler(logger));
   return app;
+}
+
+/** The tokens the API takes: `apiTokens`, and `apiToken` as the operator "api-token" unless already among them. */
+export function apiTokensOf(config: Partial<Pick<Config, 'apiToken' | 'apiTokens'>>): NonNullable<Config['apiTokens']> {
+  const tokens = [...(config.apiTokens ?? [])];
+  if (config.apiToken) {
+    const sha256 = hashApiToken(config.apiToken);
+    if (!tokens.some((t) => t.sha256 === sha256)) tokens.push({ name: LEGACY_TOKEN_NAME, role: 'operator', sha256 });
+  }
+  return tokens;
 }
 
 /** A body in any other type is refused before it is read (no body, no type: nothing to refuse). */

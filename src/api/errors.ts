@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'expectation_failed'
   | 'method_not_allowed'
   | 'unauthorized'
+  | 'forbidden'
   | 'not_found'
   | 'conflict'
   | 'baseline_mismatch'
@@ -255,6 +256,8 @@ function codeForStatus(status: number): ErrorCode {
   switch (status) {
     case 401:
       return 'unauthorized';
+    case 403:
+      return 'forbidden';
     case 404:
       return 'not_found';
     case 408:

@@ -20,9 +20,12 @@ async function main(): Promise<void> {
 
   const api = await listenApi(app, { port: config.apiPort, host: config.apiHost });
   logger.info(
-    { url: api.url, temporal: config.temporalAddress, temporalSecurity: describeTemporalSecurity(config), namespace: config.namespace, auth: Boolean(config.apiToken) },
+    { url: api.url, temporal: config.temporalAddress, temporalSecurity: describeTemporalSecurity(config), namespace: config.namespace, auth: config.apiTokens.length > 0 ? { tokens: config.apiTokens.map((t) => `${t.name} (${t.role})`) } : false },
     `API listening on ${api.url}`,
   );
+  if (config.apiTokens.length === 0 && !isLoopback(config.apiHost)) {
+    logger.warn({ host: config.apiHost }, 'the API has no token (API_TOKENS_FILE, API_TOKENS or API_TOKEN) and listens beyond loopback: anyone who can reach it can start and abort rollouts');
+  }
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -66,8 +69,12 @@ async function connectWithRetry(config: Config, logger: pino.Logger): Promise<Co
   }
 }
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
 main().catch((err) => {
   // A connection or settings error is one line that says what to fix; anything else, with its stack.
-  console.error(err instanceof Error && /^(cannot connect to Temporal|TEMPORAL_)/.test(err.message) ? `api: ${err.message}` : err);
+  console.error(err instanceof Error && /^(cannot connect to Temporal|TEMPORAL_|API_TOKEN|API tokens )/.test(err.message) ? `api: ${err.message}` : err);
   process.exit(1);
 });

@@ -172,9 +172,10 @@ const error = (description: string) => ({ description, content: content(ref('Err
 const ERRORS = {
   400: error('invalid query (unknown, repeated or bracketed keys included), body or JSON; `issues` name the fields'),
   401: {
-    ...error('missing or wrong bearer token (only when the API runs with API_TOKEN)'),
+    ...error('`unauthorized`: no bearer token, or one the API does not know (only when the API runs with tokens: API_TOKENS_FILE, API_TOKENS or API_TOKEN)'),
     headers: { 'WWW-Authenticate': { schema: { type: 'string' }, description: 'Bearer realm="model-canary"' } },
   },
+  403: error("`forbidden`: the token's role may not do this (a `viewer` token on a route that needs `operator`); the message names the role needed"),
   404: error('no rollout with this id'),
   413: error('request body over 1 MiB'),
   415: error('a content type, charset or content encoding the API does not read; send JSON'),
@@ -214,6 +215,7 @@ function actionOperation(action: Action): JsonSchema {
     summary: docs.summary,
     description: [
       docs.description,
+      'Needs a token with role `operator` (when the API has tokens); the rollout records the token\'s name as `by` in its events.',
       'The same action is a Temporal signal of the same name (for the temporal CLI and UI). Answers with the status after the action.',
     ]
       .filter(Boolean)
@@ -300,6 +302,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
         operationId: 'startRollout',
         tags: ['rollouts'],
         summary: 'Start a rollout (one per target)',
+        description: 'Needs a token with role `operator` (when the API has tokens); the token\'s name is recorded as `startedBy`.',
         parameters: noQueryParameters,
         requestBody: { required: true, description: "the rollout spec, as JSON (also read when sent with curl -d's default content type)", content: content(ref('RolloutRequest')) },
         responses: {
@@ -315,6 +318,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
         operationId: 'listRollouts',
         tags: ['rollouts'],
         summary: 'List rollouts, running and closed, newest first',
+        description: 'Needs a token with role `viewer` or `operator` (when the API has tokens).',
         parameters: queryParameters(listQuery, {
           target: 'only this target',
           phase: 'only rollouts in this phase (as last recorded)',
@@ -329,6 +333,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
         tags: ['rollouts'],
         summary: "A rollout's status",
         description:
+          'Needs a token with role `viewer` or `operator` (when the API has tokens). ' +
           '`decisions=N&before=SEQ` pages the decisions: the N newest with `seq` below SEQ, oldest first; ' +
           '`decisionPage.nextBefore` is the cursor for the next older page. ' +
           'A status rebuilt without the worker (no worker answered, or its workflow task keeps failing) says why in `stale`.',
@@ -371,7 +376,9 @@ export function buildOpenApiDocument(): OpenApiDocument {
         bearerAuth: {
           type: 'http',
           scheme: 'bearer',
-          description: 'Authorization: Bearer <API_TOKEN>, on the /v1 routes (not /v1/openapi.json), when the API runs with API_TOKEN set; without it, no auth.',
+          description:
+            'Authorization: Bearer <token>, on the /v1 routes (not /v1/openapi.json), when the API runs with tokens (API_TOKENS_FILE, API_TOKENS or API_TOKEN); without any, no auth. ' +
+            'A `viewer` token may call the GET routes; an `operator` token every route (start and the actions). A token the API does not know is 401 `unauthorized`, a role that may not is 403 `forbidden`.',
         },
       },
     },

@@ -24,17 +24,7 @@ import { DEFAULT_GATE_METRICS, GATE_METRIC_NAMES, GATE_METRICS } from '../analys
 import { resolveOptions } from '../analysis/sequential';
 import { THRESHOLD_DEFAULTS } from '../analysis/threshold-judge';
 import { formatDuration, resolveBaseline, type RolloutRequest, type RolloutSpec } from '../spec';
-import {
-  NOT_APPLICABLE,
-  ROLLOUT_WORKFLOW,
-  abortUpdate,
-  approveUpdate,
-  pauseUpdate,
-  promoteUpdate,
-  resumeUpdate,
-  rolloutWorkflowId,
-  statusQuery,
-} from '../workflows/messages';
+import { NOT_APPLICABLE, OPERATOR_UPDATES_WITH_REQUEST, ROLLOUT_WORKFLOW, rolloutWorkflowId, statusQuery, type OperatorRequest } from '../workflows/messages';
 import type { RolloutInput, rollout } from '../workflows/rollout';
 import { CanaryWeight, RolloutPhase, RolloutTarget } from '../workflows/search-attributes';
 import { newRolloutState, statusOf } from '../workflows/state';
@@ -89,7 +79,7 @@ export class RolloutService {
    * (409 `baseline_mismatch` otherwise), one left out is taken from it (400 when it cannot be);
    * a router that cannot be read is a 503. Nothing is started or changed unless all is well.
    */
-  async start(request: RolloutRequest): Promise<RolloutStatus> {
+  async start(request: RolloutRequest, by?: string): Promise<RolloutStatus> {
     const workflowId = rolloutWorkflowId(request.target);
     const live = await this.liveRoute(request.routing, request.target);
     const resolved = resolveBaseline(request, live);
@@ -111,7 +101,7 @@ export class RolloutService {
     let runId: string;
     try {
       const handle = await this.client.workflow.start<typeof rollout>(ROLLOUT_WORKFLOW, {
-        args: [{ spec } satisfies RolloutInput],
+        args: [{ spec, ...(by ? { startedBy: by } : {}) } satisfies RolloutInput],
         workflowId,
         taskQueue: this.config.taskQueue,
         workflowIdConflictPolicy: 'FAIL',
@@ -136,7 +126,7 @@ export class RolloutService {
       }
       throw err;
     }
-    const status = statusOf(newRolloutState(workflowId, spec, null, startedAt));
+    const status = statusOf(newRolloutState(workflowId, spec, null, startedAt, by));
     return { ...status, links: { temporalUi: this.temporalUiLink(workflowId, runId) } };
   }
 
@@ -181,26 +171,17 @@ export class RolloutService {
     return this.closedStatus(description);
   }
 
-  /** Sends an operator update to the rollout's current run; returns the status it answers. */
-  async act(action: Action, workflowId: string, body: { reason?: string } = {}): Promise<RolloutStatus> {
+  /** Sends an operator update (with who: `by`) to the rollout's current run; returns the status it answers. */
+  async act(action: Action, workflowId: string, body: OperatorRequest = {}): Promise<RolloutStatus> {
     const description = await this.describe(workflowId);
     if (description.status.name !== 'RUNNING') throw await this.notApplicableAfterClose(action, description);
     const handle = this.client.workflow.getHandle<typeof rollout>(workflowId, description.runId);
     try {
-      const status = await this.client.connection.withDeadline(Date.now() + this.updateTimeoutMs, () => {
-        switch (action) {
-          case 'pause':
-            return handle.executeUpdate(pauseUpdate);
-          case 'resume':
-            return handle.executeUpdate(resumeUpdate);
-          case 'abort':
-            return handle.executeUpdate(abortUpdate, { args: [body.reason === undefined ? {} : { reason: body.reason }] });
-          case 'promote':
-            return handle.executeUpdate(promoteUpdate);
-          case 'approve':
-            return handle.executeUpdate(approveUpdate);
-        }
-      });
+      // Every update carries who (the history keeps it with the update); abort, also why.
+      const request: OperatorRequest = { ...(body.by ? { by: body.by } : {}), ...(action === 'abort' && body.reason !== undefined ? { reason: body.reason } : {}) };
+      const status = await this.client.connection.withDeadline(Date.now() + this.updateTimeoutMs, () =>
+        handle.executeUpdate(OPERATOR_UPDATES_WITH_REQUEST[action], { args: [request] }),
+      );
       return this.withLinks(status, description.runId);
     } catch (err) {
       const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
@@ -299,11 +280,12 @@ export class RolloutService {
    * not answering): the spec from the run's input, phase and weight from search attributes.
    */
   private async statusFromDescription(description: WorkflowExecutionDescription, failure?: string): Promise<RolloutStatus> {
-    const spec = await this.specOf(description);
+    const input = await this.inputOf(description);
+    const spec = input.spec;
     const attributes = description.typedSearchAttributes;
     const lastPhase = phaseOf(attributes);
     const weight = attributes.get(CanaryWeight) ?? 0;
-    const state = newRolloutState(description.workflowId, spec, null, description.startTime.toISOString());
+    const state = newRolloutState(description.workflowId, spec, null, description.startTime.toISOString(), input.startedBy);
     state.weights = { baseline: 100 - weight, candidate: weight };
     const reached = spec.steps.findIndex((s) => s.weight >= weight);
     state.stepIndex = weight > 0 && reached >= 0 ? reached : 0;
@@ -326,8 +308,8 @@ export class RolloutService {
     return this.withLinks(statusOf(state), description.runId);
   }
 
-  /** The spec the run was started with: the first event's input. */
-  private async specOf(description: WorkflowExecutionDescription): Promise<RolloutSpec> {
+  /** What the run was started with (spec, startedBy): the first event's input. */
+  private async inputOf(description: WorkflowExecutionDescription): Promise<RolloutInput> {
     const response = await this.client.workflowService.getWorkflowExecutionHistory({
       namespace: this.config.namespace,
       execution: { workflowId: description.workflowId, runId: description.runId },
@@ -335,7 +317,7 @@ export class RolloutService {
     });
     const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) throw new Error(`rollout ${description.workflowId} run ${description.runId} has no input`);
-    return defaultPayloadConverter.fromPayload<RolloutInput>(payload).spec;
+    return defaultPayloadConverter.fromPayload<RolloutInput>(payload);
   }
 
   private summaryOf(info: WorkflowExecutionInfo): RolloutSummary {

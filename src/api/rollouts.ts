@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseRolloutRequest } from '../spec';
 import { TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
 import { rolloutWorkflowId } from '../workflows/messages';
+import { callerName } from './auth';
 import { ApiError, invalidInput, validate } from './errors';
 import { ACTIONS, PHASES, isPhase, type Action, type RolloutService } from './rollout-service';
 
@@ -68,7 +69,7 @@ export function rolloutsRouter(service: RolloutService): Router {
     // `baseline` may be left out: the service takes it from the target's live route.
     const parsed = parseRolloutRequest(req.body);
     if (!parsed.ok) throw invalidInput('invalid_spec', 'invalid rollout spec', parsed.issues);
-    res.status(201).json(await service.start(parsed.request));
+    res.status(201).json(await service.start(parsed.request, callerName(res)));
   });
 
   router.get('/', async (req, res) => {
@@ -95,7 +96,8 @@ export function rolloutsRouter(service: RolloutService): Router {
     const id = checkId(req.params.id);
     validate(noQuery, req.query, 'query');
     const body = hasBody(req) ? validate(action === 'abort' ? abortBody : emptyBody, req.body, 'body') : {};
-    res.status(202).json(await service.act(action, id, body));
+    // Who is the token's name, never the client's word: a body's `by` is an unknown field (400).
+    res.status(202).json(await service.act(action, id, { ...body, by: callerName(res) }));
   });
 
   return router;

@@ -20,6 +20,7 @@ import {
   type Action,
   type CanaryClient,
 } from '../client';
+import { API_ROLES, createApiToken, type ApiRole } from '../config';
 import { isFinal, type Phase, type RolloutStatus } from '../workflows/status';
 import { renderHtmlReport } from './html-report';
 import { changeLines, clock, humanMs, phaseText, paint, renderList, renderReport, renderStatus, weightsText, stepText } from './render';
@@ -101,7 +102,8 @@ Examples:
   model-canary start -f spec.yaml --watch
   model-canary get chat --watch        # CI: exits 0 only when chat is promoted
   model-canary abort chat --reason "bad answers"
-  model-canary report chat --html report.html`,
+  model-canary report chat --html report.html
+  model-canary token create --name alice --role operator`,
     );
 
   const globals = (cmd: Command) => cmd.optsWithGlobals<Globals & { json?: boolean }>();
@@ -195,6 +197,35 @@ Examples:
       out(`${done} ${status.id}: phase ${phaseText(status.phase, p)} · ${stepText(status)} · ${weightsText(status)}${status.outcome ? ` · ${status.outcome.reason}` : ''}`);
     });
   }
+
+  const token = program.command('token').description('API tokens: `token create` makes one for API_TOKENS_FILE / API_TOKENS');
+  token
+    .command('create')
+    .description('print a new random API token, and the entry (name, role, sha256) to add to API_TOKENS_FILE or API_TOKENS; nothing is sent or stored')
+    .requiredOption('-n, --name <name>', 'who the token is for: recorded as `by` in the rollouts it starts or steers')
+    .addOption(new Option('-r, --role <role>', 'viewer: reads only; operator: also start and actions').choices(API_ROLES as unknown as string[]).makeOptionMandatory())
+    .option('--json', 'print {token, entry} as JSON')
+    .action((opts: { name: string; role: ApiRole; json?: boolean }) => {
+      let made: ReturnType<typeof createApiToken>;
+      try {
+        made = createApiToken(opts.name, opts.role);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      const { token: secret, entry } = made;
+      if (opts.json) return jsonOut({ token: secret, entry });
+      out(`token for ${entry.name} (${entry.role}) — give it to them (API_TOKEN=… for the CLI); it is not stored anywhere and cannot be shown again:`);
+      out(`  ${secret}`);
+      out('');
+      out('add this entry to the API_TOKENS_FILE list (YAML):');
+      out(`  - name: ${entry.name}`);
+      out(`    role: ${entry.role}`);
+      out(`    sha256: ${entry.sha256}`);
+      out('');
+      out('or, for API_TOKENS (a JSON list):');
+      out(`  [${JSON.stringify(entry)}]`);
+      out('then restart the API.');
+    });
 
   program
     .command('report')
@@ -304,6 +335,7 @@ function toCliError(err: unknown, context: { id?: string; action?: string; what?
       return new CliError(`no rollout ${context.id} (404; \`model-canary list\` shows the rollouts)`);
     }
     if (err.status === 401) return new CliError(`the API refused the request (401 ${err.code}: ${err.message}); set API_TOKEN to its token`);
+    if (err.status === 403) return new CliError(`the API refused the request (403 ${err.code}: ${err.message}); use a token with that role (API_TOKEN)`);
     if (err.status === 400 && err.code === 'invalid_spec') return new CliError(`the API refused the spec (400 invalid_spec): ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}`, issues);
     const doing = context.action ? `cannot ${context.action} ${context.id}` : context.what === 'start' ? 'cannot start the rollout' : `${err.method} ${err.path}`;
     return new CliError(`${doing}: ${err.message} (${err.status} ${err.code})`, issues);

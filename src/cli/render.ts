@@ -329,7 +329,7 @@ export function renderReport(s: RolloutStatus, options: { color?: boolean } = {}
     `${p.bold(`rollout ${s.id}`)}: ${phaseText(s.phase, p)}${s.outcome ? ` — ${s.outcome.reason}` : ''}`,
     `target     ${s.target}: ${s.baseline.version} (${s.baseline.url}) → ${s.candidate.version} (${s.candidate.url})`,
     `steps      ${steps}; ${judge}, a check every ${humanMs(s.spec.analysis.interval)}, ≥${s.spec.analysis.minRequests} requests`,
-    `time       started ${s.startedAt}${s.outcome ? `, ended ${s.outcome.at}` : ', still running'} (${lasted})`,
+    `time       started ${s.startedAt}${s.startedBy ? ` by ${s.startedBy}` : ''}${s.outcome ? `, ended ${s.outcome.at}` : ', still running'} (${lasted})`,
     `weights    ${weightsText(s)} · ${stepText(s)}`,
   ];
   if (s.links?.temporalUi) lines.push(`history    ${s.links.temporalUi}`);

@@ -35,6 +35,7 @@ import {
   OPERATOR_ACTIONS,
   OPERATOR_SIGNALS,
   OPERATOR_UPDATES,
+  TEMPORAL_ACTOR,
   statusQuery,
   type OperatorAction,
 } from './messages';
@@ -51,6 +52,8 @@ export interface RolloutInput {
   state?: RolloutState;
   /** Continue-as-new once history reaches this many events, even unprompted (tests use it). */
   historyLimit?: number;
+  /** Who started it (the API: the token's name); absent: "temporal" (started through Temporal directly). */
+  startedBy?: string;
 }
 
 /** Reads and changes of traffic: bounded, so a router that stays down fails the rollout (and restores). */
@@ -85,7 +88,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   const judge = judgeFor(input.spec.analysis);
   const state: RolloutState = input.state
     ? upgradeState(input.state)
-    : newRolloutState(workflowInfo().workflowId, input.spec, judge.initialState(), workflowInfo().startTime.toISOString());
+    : newRolloutState(workflowInfo().workflowId, input.spec, judge.initialState(), workflowInfo().startTime.toISOString(), actorOf(input.startedBy));
   const { spec } = state;
   /**
    * Metric reads retry within one interval at most: an outage then shows as inconclusive checks
@@ -113,7 +116,9 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
   // ---- The story ----
 
   publishSearchAttributes();
-  if (state.runs === 1) announce('phase', `rollout of ${spec.candidate.version} over ${spec.baseline.version} started`);
+  if (state.runs === 1) {
+    announce('phase', `rollout of ${spec.candidate.version} over ${spec.baseline.version} started by ${state.startedBy ?? TEMPORAL_ACTOR}`, { action: 'start', by: state.startedBy ?? TEMPORAL_ACTOR });
+  }
 
   let outcome: StepsOutcome;
   try {
@@ -134,7 +139,10 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
       return finish();
     case 'completed':
     case 'promote':
-      await promoteCandidate(outcome.kind === 'promote' ? 'promoted by operator' : 'every step passed');
+      await promoteCandidate(
+        outcome.kind === 'promote' ? `promoted by ${state.requested.promotedBy ?? 'operator'}` : 'every step passed',
+        outcome.kind === 'promote' ? { action: 'promote', by: state.requested.promotedBy ?? TEMPORAL_ACTOR } : undefined,
+      );
       return finish();
   }
 
@@ -384,39 +392,44 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
    */
   function operate(action: OperatorAction, via: 'update' | 'signal', request: unknown): RolloutStatus {
     const { by, reason } = readRequest(request);
+    // The audit always names someone: a payload without `by` came through Temporal itself.
+    const actor = actorOf(by);
     const refusal = notApplicable(action);
     if (refusal) {
-      recordEvent(state, { at: nowIso(), action, via, ...(by ? { by } : {}), ...(reason ? { reason } : {}), applied: false, note: refusal });
+      recordEvent(state, { at: nowIso(), action, via, by: actor, ...(reason ? { reason } : {}), applied: false, note: refusal });
       touch();
       return statusOf(state);
     }
-    const who = by ?? 'operator';
-    const note = perform(action, who, reason);
-    recordEvent(state, { at: nowIso(), action, via, ...(by ? { by } : {}), ...(reason ? { reason } : {}), applied: true, note });
+    const audit: OperatorAudit = { action, by: actor, via, ...(reason ? { reason } : {}) };
+    const note = perform(action, by, reason, audit);
+    recordEvent(state, { at: nowIso(), action, via, by: actor, ...(reason ? { reason } : {}), applied: true, note });
     touch();
     return statusOf(state);
   }
 
-  function perform(action: OperatorAction, who: string, reason: string | undefined): string {
+  /** `by`: as the payload said (the messages say "operator" without one, as they always have); `audit` goes with the webhook event. */
+  function perform(action: OperatorAction, by: string | undefined, reason: string | undefined, audit: OperatorAudit): string {
+    const who = by ?? 'operator';
     switch (action) {
       case 'pause':
-        enterPhase('paused', `paused by ${who}`);
+        enterPhase('paused', `paused by ${who}`, audit);
         return 'paused: the bake clock and checks stop until resumed';
       case 'resume':
-        enterPhase('progressing', `resumed by ${who}`);
+        enterPhase('progressing', `resumed by ${who}`, audit);
         return 'resumed';
       case 'abort':
         state.requested.abort = { reason: reason || `aborted by ${who}` };
-        enterPhase('rolling_back', state.requested.abort.reason);
+        enterPhase('rolling_back', reason ? `aborted by ${who}: ${reason}` : state.requested.abort.reason, audit);
         stepsScope.cancel();
         return 'aborting: traffic goes back to the baseline';
       case 'promote':
         state.requested.promote = true;
-        if (state.phase !== 'progressing') enterPhase('progressing', `promotion requested by ${who}`);
+        if (by) state.requested.promotedBy = by;
+        if (state.phase !== 'progressing') enterPhase('progressing', `promotion requested by ${who}`, audit);
         return 'promoting: the candidate takes 100% now';
       case 'approve':
         state.requested.approve = true;
-        enterPhase('progressing', `approved by ${who}`);
+        enterPhase('progressing', `approved by ${who}`, audit);
         return 'approved: the rollout goes on to the next step';
     }
   }
@@ -435,7 +448,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
 
   // ---- Endings ----
 
-  async function promoteCandidate(reason: string): Promise<void> {
+  async function promoteCandidate(reason: string, audit?: OperatorAudit | StartAudit): Promise<void> {
     try {
       if (state.weights.candidate !== 100 || state.weights.baseline !== 0) await applyRoute(routeAt(spec, 100));
     } catch (err) {
@@ -444,7 +457,7 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     }
     state.stepIndex = spec.steps.length;
     state.undos = []; // the candidate is now what serves: nothing to undo
-    conclude('promoted', reason);
+    conclude('promoted', reason, audit);
   }
 
   /** Undo every change, newest first, whatever ended the rollout; cancellation cannot stop it. */
@@ -495,17 +508,18 @@ export async function rollout(input: RolloutInput): Promise<RolloutStatus> {
     publishSearchAttributes();
   }
 
-  function enterPhase(phase: Phase, reason: string): void {
+  /** `audit`: the operator action that caused it, sent as the webhook event's `data`. */
+  function enterPhase(phase: Phase, reason: string, audit?: OperatorAudit | StartAudit): void {
     if (state.phase === phase) return;
     state.phase = phase;
     touch();
     publishSearchAttributes();
-    announce('phase', `${phase}: ${reason}`);
+    announce('phase', `${phase}: ${reason}`, audit);
   }
 
-  function conclude(result: FinalPhase, reason: string): void {
+  function conclude(result: FinalPhase, reason: string, audit?: OperatorAudit | StartAudit): void {
     state.outcome = { result, reason, at: nowIso() };
-    enterPhase(result, reason);
+    enterPhase(result, reason, audit);
   }
 
   function publishSearchAttributes(): void {
@@ -576,6 +590,24 @@ const APPLIES_WHEN: Record<OperatorAction, Phase[]> = {
   promote: ['progressing', 'paused', 'awaiting_approval'],
   approve: ['awaiting_approval'],
 };
+
+/** What a webhook `phase` event caused by an operator carries in `data`: who did what, how. */
+interface OperatorAudit {
+  action: OperatorAction;
+  by: string;
+  via: 'update' | 'signal';
+  reason?: string;
+}
+/** The start's event `data`, and a promotion's (whose `via` is not kept). */
+interface StartAudit {
+  action: 'start' | 'promote';
+  by: string;
+}
+
+/** Who the audit names: `by` when given, else someone with access to Temporal itself. */
+function actorOf(by: string | undefined): string {
+  return by && by.trim() !== '' ? by.trim().slice(0, 200) : TEMPORAL_ACTOR;
+}
 
 /** An operator's request as sent by anyone who can signal the workflow: only short strings are kept. */
 function readRequest(request: unknown): { by?: string; reason?: string } {

@@ -66,16 +66,19 @@ export interface RolloutState {
   routeBefore?: TrafficRoute | null;
   undos: Undo[];
   /** Operator requests not yet acted upon. */
-  requested: { abort?: { reason: string }; promote?: boolean; approve?: boolean };
+  requested: { abort?: { reason: string }; promote?: boolean; approve?: boolean; /** who asked for the promotion */ promotedBy?: string };
   startedAt: string;
+  /** Who started the rollout (absent in states of older versions). */
+  startedBy?: string;
   updatedAt: string;
   outcome?: Outcome;
   /** How many runs (continue-as-new) the rollout has taken so far. */
   runs: number;
 }
 
-export function newRolloutState(id: string, spec: RolloutSpec, judgeState: unknown, at: string): RolloutState {
+export function newRolloutState(id: string, spec: RolloutSpec, judgeState: unknown, at: string, startedBy?: string): RolloutState {
   return {
+    ...(startedBy ? { startedBy } : {}),
     id,
     spec,
     phase: 'progressing',
@@ -214,6 +217,7 @@ export function statusOf(state: RolloutState, page?: DecisionPageRequest): Rollo
     },
     events: state.events,
     startedAt: state.startedAt,
+    ...(state.startedBy ? { startedBy: state.startedBy } : {}),
     updatedAt: state.updatedAt,
     spec,
   };

@@ -82,6 +82,7 @@ export interface OperatorEvent {
   at: string;
   action: 'pause' | 'resume' | 'abort' | 'promote' | 'approve';
   via: 'update' | 'signal';
+  /** Who: the API token's name ("anonymous" on an API without tokens), or "temporal" for a signal/update sent to Temporal without one. Absent in events recorded by older versions. */
   by?: string;
   reason?: string;
   applied: boolean;
@@ -131,6 +132,8 @@ export interface RolloutStatus {
   /** Operator actions received (the newest 50), applied or not. */
   events: OperatorEvent[];
   startedAt: string;
+  /** Who started it: the API token's name ("anonymous" without tokens), or "temporal" when started through Temporal directly. Absent for rollouts started by older versions. */
+  startedBy?: string;
   updatedAt: string;
   outcome?: Outcome;
   links?: { temporalUi: string };

@@ -292,7 +292,7 @@ describe('operator actions', () => {
     const res = await post(`/v1/rollouts/${id}/abort`);
     expect(res.status).toBe(202);
     const final = await waitForPhase(id, ['aborted']);
-    expect(final.outcome?.reason).toBe('aborted by operator');
+    expect(final.outcome?.reason).toBe('aborted by anonymous'); // an API without tokens: nobody to name
   });
 
   it('approve lets a manual gate pass; promote skips the remaining steps', async () => {
@@ -315,7 +315,7 @@ describe('operator actions', () => {
     expect(['progressing', 'promoted']).toContain(promoted.body.phase);
 
     const final = await waitForPhase(id, ['promoted']);
-    expect(final.outcome).toMatchObject({ result: 'promoted', reason: 'promoted by operator' });
+    expect(final.outcome).toMatchObject({ result: 'promoted', reason: 'promoted by anonymous' });
     expect(final.weights).toEqual({ baseline: 0, candidate: 100 });
 
     const after = await post(`/v1/rollouts/${id}/pause`);

@@ -105,7 +105,7 @@ test('start from YAML and JSON, list, get, pause/resume, watch to promoted (0) a
   const pausedView = (await cli('get', long)).stdout;
   expect(pausedView).toMatch(new RegExp(`^rollout-${long}  paused`));
   expect(pausedView).toMatch(/^waiting {5}paused: /m);
-  expect(pausedView).toMatch(/^last action pause via update at \d\d:\d\d:\d\d: applied/m);
+  expect(pausedView).toMatch(/^last action pause via update by anonymous at \d\d:\d\d:\d\d: applied/m);
   const pausedAgain = await cli('pause', long);
   expect(pausedAgain.code).toBe(1);
   expect(pausedAgain.stderr).toMatch(new RegExp(`^model-canary: cannot pause rollout-${long}: .+ \\(409 \\w+\\)\\n$`));
@@ -140,7 +140,7 @@ test('start from YAML and JSON, list, get, pause/resume, watch to promoted (0) a
   expect(badRun.code).toBe(2);
   expect(badRun.stdout).toMatch(/ check \d+ · FAIL · v3 at 50%: [\d.]+% errors vs [\d.]+% on v1 .*rolling back$/m);
   // (errors over the tolerance, or a catastrophic error rate at once)
-  expect(badRun.stdout).toMatch(/ phase rolled_back: the sequential judge failed the candidate: (errors: |catastrophic candidate: )/);
+  expect(badRun.stdout).toMatch(/ phase rolled_back: the sequential judge failed the candidate: (error rate: |catastrophic candidate: )/);
   expect(badRun.stdout.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^rollout-${broken} rolled_back: .+ \\(exit 2\\)$`));
 
   expect(okRun).toMatchObject({ code: 0, stderr: '' });
