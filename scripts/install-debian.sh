@@ -7,6 +7,7 @@
 #   prometheus         test/activities/prometheus-source, test/e2e/prometheus: the Prometheus metric source
 #   docker-compose     test/deploy/compose: `docker-compose config` validates docker-compose.yml (no engine needed)
 #   nginx              test/activities/nginx-router: the NGINX traffic router against a real nginx
+#   postgresql         test/e2e/cluster: the store of a real multi-service Temporal cluster (throwaway initdb per run)
 # Only from the machine's apt sources (Debian's archive; nothing downloaded from elsewhere, no
 # browser build of its own). Each package is pinned to the version below (Debian 12 "bookworm",
 # tested) while Debian still serves it; once a security update has replaced it in the archive,
@@ -23,8 +24,9 @@ declare -A pinned=(
   [prometheus]="2.42.0+ds-5+deb12u1"
   [docker-compose]="1.29.2-3"
   [nginx]="1.22.1-9+deb12u11"
+  [postgresql]="15+248+deb12u1"
 )
-packages=(tmux chromium fonts-dejavu-core etcd-server prometheus docker-compose nginx)
+packages=(tmux chromium fonts-dejavu-core etcd-server prometheus docker-compose nginx postgresql)
 
 # No `| grep -q` here: under pipefail, grep's early exit can kill dpkg with SIGPIPE and fail the check.
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }

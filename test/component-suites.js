@@ -12,4 +12,5 @@ module.exports = [
   'test/e2e/prometheus.test.ts',
   'test/e2e/gateway-api.test.ts',
   'test/e2e/temporal-tls.test.ts',
+  'test/e2e/cluster.test.ts',
 ];
