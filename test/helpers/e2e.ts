@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { PROJECT_ROOT } from '../../src/temporal-bin';
 import type { RolloutSpecInput } from '../../src/spec';
+import type { RolloutStatus } from '../../src/workflows/status';
 import { eventually, freePorts, listen } from './http';
 
 export async function freePort(): Promise<number> {
@@ -173,4 +174,15 @@ export function e2eSpec(
     analysis: { judge: 'threshold', interval: '1s', minRequests: 8, failureLimit: 2, thresholds: { maxErrorRate: 0.05, maxLatencyP95Ms: 2000 } },
     ...overrides,
   };
+}
+
+/**
+ * The e2e spec's regressed candidate (errors above its maxErrorRate of 5%) ended as it should:
+ * rolled back after its two failed checks, with the gateway serving the baseline alone.
+ */
+export async function expectRolledBackOnErrorRate(final: RolloutStatus, gatewayUrl: string, target: string): Promise<void> {
+  expect(final).toMatchObject({ phase: 'rolled_back', weights: { baseline: 100, candidate: 0 }, outcome: { result: 'rolled_back' } });
+  expect(final.outcome!.reason).toMatch(/candidate error rate \d+\.\d+% \(\d+\/\d+\) is above maxErrorRate 5\.00%/);
+  expect(final.decisions.filter((d) => d.verdict === 'fail').length).toBe(2);
+  expect(weightsOf(await getRoute(gatewayUrl, target))).toEqual({ v1: 100 });
 }
