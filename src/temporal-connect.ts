@@ -45,7 +45,8 @@ export function connectErrorHint(message: string, config: Settings): string | un
     if (/InvalidContentType|corrupt message|wrong version number|packet length too long/i.test(message)) {
       return 'the server does not seem to speak TLS: unset TEMPORAL_TLS (and TEMPORAL_TLS_*, or set TEMPORAL_TLS=false)';
     }
-  } else if (/FRAME_SIZE_ERROR|GoAway|h2 protocol error|invalid compression flag/i.test(message)) {
+  } else if (/FRAME_SIZE_ERROR|GoAway|h2 protocol error|invalid compression flag|Canceled, "connection closed"/i.test(message)) {
+    // The last: a TLS endpoint closing the connection on the plaintext HTTP/2 preface (seen with NGINX).
     return 'the server may expect TLS: set TEMPORAL_TLS=true (and TEMPORAL_TLS_CA if its CA is not one this system trusts)';
   }
   return undefined;

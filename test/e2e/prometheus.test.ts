@@ -81,7 +81,10 @@ function spec(target: string, candidateUrl: string, metrics: RolloutSpecInput['m
     baseline: { version: 'v1', url: models.v1.url },
     candidate: { version: 'v2', url: candidateUrl },
     steps: [{ weight: 10, bake: '6s' }, { weight: 50, bake: '6s' }, { weight: 100 }],
-    analysis: { interval: '2s', minRequests: 5, readiness: 'advisory' },
+    // The model servers run in this one process, so each reports the whole process's CPU: at 10%
+    // the candidate's CPU per request would look 9× the baseline's. Resource use is not what this
+    // suite tests (test/unit/sequential-judge.test.ts does).
+    analysis: { interval: '2s', minRequests: 5, readiness: 'advisory', sequential: { resource: { maxCpuPerRequestRatio: 1000 } } },
     routing: { kind: 'gateway' },
     metrics,
   };
@@ -118,7 +121,8 @@ it('rolls back a candidate with 30% errors seen in its vLLM metrics; the gateway
   expectEnded(final, 'rolled_back');
   expect(final.weights).toEqual({ baseline: 100, candidate: 0 });
   expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 100 });
-  expect(final.outcome!.reason).toMatch(/errors/);
+  expect(final.outcome!.reason).toMatch(/^the sequential judge failed the candidate: (error rate: |catastrophic candidate: )/);
+  expect(final.outcome!.reason).not.toMatch(/resource use/);
   const failed = final.decisions.find((d) => d.verdict === 'fail')!;
   expect(failed.metrics.candidate.errors).toBeGreaterThan(0);
   expect(failed.metrics.baseline.errors).toBe(0);
