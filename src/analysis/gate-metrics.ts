@@ -110,14 +110,6 @@ export type GateMetricName = keyof typeof GATE_METRICS;
 export const GATE_METRIC_NAMES = Object.keys(GATE_METRICS) as GateMetricName[];
 export const DEFAULT_GATE_METRICS = GATE_METRIC_NAMES.filter((name) => GATE_METRICS[name].byDefault);
 
-export function gateMetric(name: GateMetricName): GateMetric {
-  return GATE_METRICS[name];
-}
-
-export function isGateMetricName(name: string): name is GateMetricName {
-  return Object.prototype.hasOwnProperty.call(GATE_METRICS, name);
-}
-
 /**
  * The shadow step's paired comparisons (same requests to both versions): sign tests on how many
  * pairs the candidate did worse or better. `verdict` is the evaluator's (analysis.evaluator).
