@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'baseline_mismatch'
+  | 'idempotency_key_reused'
   | 'not_applicable'
   | 'timeout'
   | 'workflow_task_failing'

@@ -19,7 +19,7 @@
  */
 import { z } from 'zod';
 import { analysisSchema, formatDuration, rolloutRequestSchema, rolloutSpecSchema, stepSchema } from '../spec';
-import { RESERVED_TARGETS, TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
+import { IDEMPOTENCY_KEY_PATTERN, RESERVED_TARGETS, TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
 import { rolloutWorkflowId } from '../workflows/messages';
 import { MAX_ISSUES } from './errors';
 import { ACTIONS, PHASES, type Action } from './rollout-service';
@@ -185,7 +185,7 @@ const ERRORS = {
 } as const;
 
 /** The errors every /v1 operation can answer: bad input, auth, body limits, Temporal, bugs. */
-const v1Errors = (overrides: Partial<Record<keyof typeof ERRORS | 409, JsonSchema>> = {}) => ({ ...ERRORS, ...overrides });
+const v1Errors = (overrides: Partial<Record<keyof typeof ERRORS | 409 | 422, JsonSchema>> = {}) => ({ ...ERRORS, ...overrides });
 
 const ID_PARAMETER = {
   name: 'id',
@@ -303,11 +303,23 @@ export function buildOpenApiDocument(): OpenApiDocument {
         tags: ['rollouts'],
         summary: 'Start a rollout (one per target)',
         description: 'Needs a token with role `operator` (when the API has tokens); the token\'s name is recorded as `startedBy`.',
-        parameters: noQueryParameters,
+        parameters: [
+          ...noQueryParameters,
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            description:
+              'makes a retried start safe: a start whose answer was lost, sent again with the same key and body, answers 200 with the rollout the first one started (`Idempotent-Replayed: true`), never a second rollout',
+            schema: { type: 'string', pattern: IDEMPOTENCY_KEY_PATTERN.source },
+          },
+        ],
         requestBody: { required: true, description: "the rollout spec, as JSON (also read when sent with curl -d's default content type)", content: content(ref('RolloutRequest')) },
         responses: {
           201: { description: 'started; the initial status', content: content(ref('RolloutStatus')) },
+          200: { description: 'the Idempotency-Key had started this rollout already (a retry): its current status; nothing new was started', content: content(ref('RolloutStatus')) },
           ...v1Errors({
+            422: error('the Idempotency-Key was sent before with a different spec (`idempotency_key_reused`); nothing was started'),
             400: error('invalid spec (`invalid_spec`, `issues` name every field; also a baseline left out that the live route cannot give), invalid JSON or query'),
             409: error('the target already has a rollout in progress (`conflict`), or serves something else than the baseline the spec names (`baseline_mismatch`, with `live`: what it serves)'),
             503: error('Temporal is unavailable (`temporal_unavailable`), or the traffic router cannot say what the target serves now (`router_unavailable`); nothing was started'),

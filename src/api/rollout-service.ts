@@ -31,6 +31,34 @@ import { newRolloutState, statusOf } from '../workflows/state';
 import { FINAL_PHASES, isFinal, withDecisionPage, type DecisionPageRequest, type Phase, type RolloutStatus, type RolloutSummary } from '../workflows/status';
 import { ApiError, invalidInput, isDeadlineExceeded, workflowTaskFailing } from './errors';
 
+/** A start's Idempotency-Key and a fingerprint of its body: kept in the run's memo. */
+export interface Idempotency {
+  key: string;
+  /** sha256 of the request body (canonical JSON): the same key with another body is refused. */
+  request: string;
+}
+
+export interface StartOptions {
+  /** Who starts it (the API token's name). */
+  by?: string;
+  idempotency?: Idempotency;
+}
+
+export interface StartResult {
+  status: RolloutStatus;
+  /** The Idempotency-Key named a rollout already started: this is that one, nothing new was started. */
+  replayed: boolean;
+}
+
+const IDEMPOTENCY_MEMO = 'idempotency';
+/** How many of a target's runs, newest first, a key is looked up in. */
+const IDEMPOTENCY_LOOKBACK_RUNS = 20;
+
+function idempotencyOf(memo: Record<string, unknown> | undefined): Idempotency | undefined {
+  const value = memo?.[IDEMPOTENCY_MEMO] as Partial<Idempotency> | undefined;
+  return typeof value?.key === 'string' && typeof value.request === 'string' ? { key: value.key, request: value.request } : undefined;
+}
+
 export const PHASES: readonly Phase[] = ['progressing', 'paused', 'awaiting_approval', 'rolling_back', ...FINAL_PHASES];
 
 export const ACTIONS = ['pause', 'resume', 'abort', 'promote', 'approve'] as const;
@@ -79,8 +107,15 @@ export class RolloutService {
    * (409 `baseline_mismatch` otherwise), one left out is taken from it (400 when it cannot be);
    * a router that cannot be read is a 503. Nothing is started or changed unless all is well.
    */
-  async start(request: RolloutRequest, by?: string): Promise<RolloutStatus> {
+  async start(request: RolloutRequest, options: StartOptions = {}): Promise<StartResult> {
+    const { by, idempotency } = options;
     const workflowId = rolloutWorkflowId(request.target);
+    if (idempotency) {
+      // A retried start (its first answer lost) gets the rollout the first one started, before
+      // anything else is checked: by now the target serves that rollout's split.
+      const earlier = await this.startedWith(workflowId, idempotency);
+      if (earlier) return { status: await this.get(workflowId, earlier.runId), replayed: true };
+    }
     const live = await this.liveRoute(request.routing, request.target);
     const resolved = resolveBaseline(request, live);
     if (!resolved.ok) {
@@ -113,10 +148,14 @@ export class RolloutService {
         ],
         staticSummary: summarizeSpec(spec),
         staticDetails: detailSpec(spec),
+        ...(idempotency ? { memo: { [IDEMPOTENCY_MEMO]: idempotency } } : {}),
       });
       runId = handle.firstExecutionRunId;
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        // The same start sent twice at once: the one that lost the race answers with the winner's rollout.
+        const earlier = idempotency ? await this.startedWith(workflowId, idempotency) : undefined;
+        if (earlier) return { status: await this.get(workflowId, earlier.runId), replayed: true };
         const running = await this.client.workflow
           .getHandle(workflowId)
           .describe()
@@ -127,7 +166,42 @@ export class RolloutService {
       throw err;
     }
     const status = statusOf(newRolloutState(workflowId, spec, null, startedAt, by));
-    return { ...status, links: { temporalUi: this.temporalUiLink(workflowId, runId) } };
+    return { status: { ...status, links: { temporalUi: this.temporalUiLink(workflowId, runId) } }, replayed: false };
+  }
+
+  /**
+   * The target's run started with this Idempotency-Key, if any: the latest run (read from the
+   * workflow itself, so a start just made is seen at once), else one of the target's recent runs
+   * (visibility). The key sent with a different request is a 422: it cannot mean a retry.
+   */
+  private async startedWith(workflowId: string, idempotency: Idempotency): Promise<{ runId: string } | undefined> {
+    const latest = await this.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return undefined;
+        throw err;
+      });
+    if (!latest) return undefined;
+    const runs: Array<{ runId: string; memo?: Record<string, unknown> }> = [latest];
+    if (idempotencyOf(latest.memo)?.key !== idempotency.key) {
+      const query = `WorkflowId = '${workflowId}' AND WorkflowType = '${ROLLOUT_WORKFLOW}'`;
+      for await (const info of this.client.workflow.list({ query, pageSize: IDEMPOTENCY_LOOKBACK_RUNS })) {
+        runs.push(info);
+        if (runs.length > IDEMPOTENCY_LOOKBACK_RUNS) break;
+      }
+    }
+    const match = runs.find((run) => idempotencyOf(run.memo)?.key === idempotency.key);
+    if (!match) return undefined;
+    if (idempotencyOf(match.memo)?.request !== idempotency.request) {
+      throw new ApiError(
+        422,
+        'idempotency_key_reused',
+        `Idempotency-Key ${JSON.stringify(idempotency.key)} was sent with a different rollout spec (run ${match.runId}); nothing was started: ` +
+          'a retry must send the same body, a new rollout a new key',
+      );
+    }
+    return { runId: match.runId };
   }
 
   /** Every rollout run, running and closed, newest first (continued-as-new runs are folded). */

@@ -1,12 +1,13 @@
 /** The /v1/rollouts routes: HTTP in, RolloutService calls, HTTP out. */
+import { createHash } from 'node:crypto';
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { parseRolloutRequest } from '../spec';
-import { TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
+import { IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RULE, TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
 import { rolloutWorkflowId } from '../workflows/messages';
 import { callerName } from './auth';
 import { ApiError, invalidInput, validate } from './errors';
-import { ACTIONS, PHASES, isPhase, type Action, type RolloutService } from './rollout-service';
+import { ACTIONS, PHASES, isPhase, type Action, type Idempotency, type RolloutService } from './rollout-service';
 
 /** A query value; an array (`?x=1&x=2`) means the parameter was repeated. */
 const once = (name: string) => z.string({ error: `${name} must be given once, as a single value` });
@@ -60,6 +61,26 @@ function checkId(id: string): string {
   ]);
 }
 
+/** The start's Idempotency-Key (optional) and its body's fingerprint; a malformed key is a 400. */
+function idempotencyOf(req: Request): Idempotency | undefined {
+  const key = req.headers['idempotency-key'];
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+    throw invalidInput('invalid_request', 'invalid Idempotency-Key header', [{ path: 'Idempotency-Key', message: IDEMPOTENCY_KEY_RULE }]);
+  }
+  return { key, request: createHash('sha256').update(canonicalJson(req.body)).digest('hex') };
+}
+
+/** JSON with object keys sorted: the same spec is the same fingerprint whatever its key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
 export function rolloutsRouter(service: RolloutService): Router {
   const router = Router();
   router.use(checkPathEscapes(['id', 'action']));
@@ -69,7 +90,11 @@ export function rolloutsRouter(service: RolloutService): Router {
     // `baseline` may be left out: the service takes it from the target's live route.
     const parsed = parseRolloutRequest(req.body);
     if (!parsed.ok) throw invalidInput('invalid_spec', 'invalid rollout spec', parsed.issues);
-    res.status(201).json(await service.start(parsed.request, callerName(res)));
+    const idempotency = idempotencyOf(req);
+    const { status, replayed } = await service.start(parsed.request, { by: callerName(res), ...(idempotency ? { idempotency } : {}) });
+    // A replayed start answers 200 with the rollout the key started: nothing new was created.
+    if (replayed) res.setHeader('idempotent-replayed', 'true');
+    res.status(replayed ? 200 : 201).json(status);
   });
 
   router.get('/', async (req, res) => {

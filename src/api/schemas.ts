@@ -199,6 +199,7 @@ export const ERROR_CODES = [
   'not_found',
   'conflict',
   'baseline_mismatch',
+  'idempotency_key_reused',
   'not_applicable',
   'timeout',
   'workflow_task_failing',

@@ -123,7 +123,11 @@ Examples:
     .requiredOption('-f, --file <spec>', 'the rollout spec: .yaml/.yml, .json, or told by its content')
     .option('-w, --watch', 'then watch it until it ends (exit code as get --watch)')
     .option('--json', 'print the API JSON')
-    .action(async (opts: { file: string; watch?: boolean; json?: boolean }, cmd: Command) => {
+    .option(
+      '--idempotency-key <key>',
+      'sent as Idempotency-Key (default: a new UUID, so its own retries are safe); give a stable one (e.g. the CI job id) and a re-run of the whole command gets the same rollout, not a second',
+    )
+    .action(async (opts: { file: string; watch?: boolean; json?: boolean; idempotencyKey?: string }, cmd: Command) => {
       const api = client(cmd);
       let spec: unknown;
       try {
@@ -132,7 +136,7 @@ Examples:
         if (err instanceof SpecFileError) throw new CliError(err.message);
         throw err;
       }
-      const status = await call(api, () => api.start(spec), { what: 'start' });
+      const status = await call(api, () => api.start(spec, opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}), { what: 'start' });
       if (opts.json && !opts.watch) return jsonOut(status);
       if (!opts.json) {
         const steps = status.spec.steps.map((s) => `${s.weight}%${s.bake ? ` (${humanMs(s.bake)})` : ''}`).join(' → ');

@@ -7,6 +7,7 @@
  * Settings: `API_URL` (default http://127.0.0.1:3000) and `API_TOKEN` (sent as
  * `Authorization: Bearer …`), or the options of `createClient`.
  */
+import { randomUUID } from 'node:crypto';
 import type { Phase, RolloutStatus, RolloutSummary } from '../workflows/status';
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:3000';
@@ -95,8 +96,14 @@ export interface GetOptions {
 
 export interface CanaryClient {
   readonly baseUrl: string;
-  /** POST /v1/rollouts (201). `spec` goes as it is: the API validates it. */
-  start(spec: unknown): Promise<RolloutStatus>;
+  /**
+   * POST /v1/rollouts (201; 200 when a retry found the rollout it had started). `spec` goes as it
+   * is: the API validates it. It carries an Idempotency-Key (the one given, else a new UUID), so
+   * an answer lost to the network or a restarting API is retried safely: the API is unreachable,
+   * or answers 502/503 `temporal_unavailable`/504, and the start is sent again, up to
+   * `startAttempts` times in all, never starting a second rollout.
+   */
+  start(spec: unknown, options?: StartOptions): Promise<RolloutStatus>;
   /** GET /v1/rollouts. */
   list(filter?: ListFilter): Promise<RolloutSummary[]>;
   /** GET /v1/rollouts/:id. */
@@ -107,6 +114,19 @@ export interface CanaryClient {
   healthy(): Promise<boolean>;
   /** Any request; resolves with the JSON body of a 2xx answer, throws ApiResponseError otherwise. */
   request<T>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+export interface StartOptions {
+  idempotencyKey?: string;
+  /** Attempts in all (default 3), 1 s then 2 s apart. */
+  startAttempts?: number;
+}
+
+/** A failed start that can be sent again with its Idempotency-Key: it may not have reached Temporal. */
+function retryableStart(err: unknown): boolean {
+  if (err instanceof ApiUnreachableError) return true;
+  if (!(err instanceof ApiResponseError)) return false;
+  return err.status === 502 || err.status === 504 || (err.status === 503 && err.code === 'temporal_unavailable');
 }
 
 /** The rollout id of a target (`rollout-<target>`); an argument that already is an id stays as it is. */
@@ -132,8 +152,8 @@ export function createClient(options: ClientOptions = {}, env: NodeJS.ProcessEnv
   const token = options.token ?? (env.API_TOKEN || undefined);
   const timeoutMs = options.timeoutMs ?? 30_000;
 
-  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+  async function request<T>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
@@ -167,7 +187,18 @@ export function createClient(options: ClientOptions = {}, env: NodeJS.ProcessEnv
   return {
     baseUrl,
     request,
-    start: (spec) => request<RolloutStatus>('POST', '/v1/rollouts', spec),
+    async start(spec, options = {}) {
+      const headers = { 'idempotency-key': options.idempotencyKey ?? randomUUID() };
+      const attempts = options.startAttempts ?? 3;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await request<RolloutStatus>('POST', '/v1/rollouts', spec, headers);
+        } catch (err) {
+          if (attempt >= attempts || !retryableStart(err)) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));
+        }
+      }
+    },
     async list(filter = {}) {
       const query = new URLSearchParams();
       if (filter.target) query.set('target', filter.target);

@@ -94,3 +94,7 @@ export function complementWeight(weight: number): number {
 export const HEADER_NAME_PATTERN = /^[A-Za-z0-9-]{1,100}$/;
 /** Header values a step may match on: visible ASCII without quotes or backslashes, so every router can express them. */
 export const HEADER_VALUE_PATTERN = /^[\x21\x23-\x5b\x5d-\x7e]{1,200}$/;
+
+/** An Idempotency-Key header: 1-255 visible ASCII characters (a UUID is the usual choice). */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+export const IDEMPOTENCY_KEY_RULE = 'Idempotency-Key must be 1-255 visible ASCII characters, such as a UUID';

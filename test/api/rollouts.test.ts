@@ -228,6 +228,55 @@ describe('POST /v1/rollouts', () => {
     expect((await post(`/v1/rollouts/rollout-${target}/abort`)).status).toBe(202);
   });
 
+  describe('Idempotency-Key', () => {
+    const startWithKey = (input: unknown, key: string) => request(api.url, 'POST', '/v1/rollouts', { body: input, headers: { 'idempotency-key': key } });
+
+    it('a retried start gets the rollout the first one started (200, Idempotent-Replayed), never a second run', async () => {
+      const target = uniqueTarget();
+      const key = randomUUID();
+      const first = await startWithKey(spec(target, hold), key);
+      expect(first.status).toBe(201);
+      expect(first.headers.get('idempotent-replayed')).toBeNull();
+      // Key order differs: the same spec all the same.
+      const { steps, ...rest } = spec(target, hold);
+      const again = await startWithKey({ steps, ...rest }, key);
+      expect(again.status).toBe(200);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.body).toMatchObject({ id: first.body.id, target, links: { temporalUi: first.body.links.temporalUi } });
+      // Without the key it is what it always was: a conflict.
+      expect((await post('/v1/rollouts', spec(target, hold))).status).toBe(409);
+      expect((await post(`/v1/rollouts/${first.body.id}/abort`)).status).toBe(202);
+      await waitForPhase(first.body.id, ['aborted']);
+      // Still the same rollout once it has ended: a late retry starts nothing.
+      const late = await startWithKey(spec(target, hold), key);
+      expect(late.status).toBe(200);
+      expect(late.body).toMatchObject({ id: first.body.id, phase: 'aborted', links: { temporalUi: first.body.links.temporalUi } });
+      expect((await env.client.workflow.count(`WorkflowId = 'rollout-${target}'`)).count).toBe(1);
+    });
+
+    it('two concurrent starts with one key: one rollout, both answered with it', async () => {
+      const target = uniqueTarget();
+      const key = randomUUID();
+      const results = await Promise.all([startWithKey(spec(target, hold), key), startWithKey(spec(target, hold), key)]);
+      expect(results.map((r) => r.status).sort()).toEqual([200, 201]);
+      expect(results[0]!.body.links.temporalUi).toBe(results[1]!.body.links.temporalUi);
+      expect((await post(`/v1/rollouts/rollout-${target}/abort`)).status).toBe(202);
+    });
+
+    it('the same key with another spec is 422 idempotency_key_reused; a malformed key is 400 naming the header', async () => {
+      const target = uniqueTarget();
+      const key = randomUUID();
+      expect((await startWithKey(spec(target, hold), key)).status).toBe(201);
+      const other = await startWithKey(spec(target, { steps: [{ weight: 20, bake: '30s' }, { weight: 100 }] }), key);
+      expect(other.status).toBe(422);
+      expect(other.body.error).toMatchObject({ code: 'idempotency_key_reused', message: expect.stringContaining('different rollout spec') });
+      const bad = await startWithKey(spec(uniqueTarget(), hold), 'has space');
+      expect(bad.status).toBe(400);
+      expect(bad.body.error).toMatchObject({ code: 'invalid_request', issues: [{ path: 'Idempotency-Key', message: expect.stringContaining('1-255 visible ASCII') }] });
+      expect((await post(`/v1/rollouts/rollout-${target}/abort`)).status).toBe(202);
+    });
+  });
+
   it('starts a new rollout for a target whose previous rollout has ended', async () => {
     const target = uniqueTarget();
     const first = await startRollout(spec(target, hold));
