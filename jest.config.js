@@ -17,9 +17,9 @@ module.exports = {
   },
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  // test/long runs on its own (`npm run test:long`, jest.long.config.js); the suites of real
+  // test/long and test/faults run on their own (`npm run test:long`, `npm run test:faults`); the suites of real
   // third-party components run after the rest, one at a time (jest.components.config.js).
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/long/', ...componentSuites],
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/long/', '<rootDir>/test/faults/', ...componentSuites],
   testTimeout: 120_000,
   // Suites share 2 cores with Temporal servers; run files one or two at a time.
   maxWorkers: 2,

@@ -28,7 +28,7 @@ import { NOT_APPLICABLE, OPERATOR_UPDATES_WITH_REQUEST, ROLLOUT_WORKFLOW, rollou
 import type { RolloutInput, rollout } from '../workflows/rollout';
 import { CanaryWeight, RolloutPhase, RolloutTarget } from '../workflows/search-attributes';
 import { newRolloutState, statusOf } from '../workflows/state';
-import { FINAL_PHASES, isFinal, withDecisionPage, type DecisionPageRequest, type Phase, type RolloutStatus, type RolloutSummary } from '../workflows/status';
+import { FINAL_PHASES, isFinal, withDecisionPage, type ActivityRetry, type DecisionPageRequest, type Phase, type RolloutStatus, type RolloutSummary } from '../workflows/status';
 import { ApiError, invalidInput, isDeadlineExceeded, workflowTaskFailing } from './errors';
 
 /** A start's Idempotency-Key and a fingerprint of its body: kept in the run's memo. */
@@ -233,7 +233,8 @@ export class RolloutService {
         const status = await this.client.connection.withDeadline(Date.now() + this.queryTimeoutMs, () =>
           handle.query(statusQuery, page),
         );
-        return this.withLinks(status, description.runId);
+        const retrying = retriesOf(description);
+        return this.withLinks(retrying.length > 0 ? { ...status, retrying } : status, description.runId);
       } catch (err) {
         // Closed in the meantime, or no worker answering: say what visibility knows.
         description = await this.describe(workflowId, description.runId);
@@ -427,6 +428,18 @@ export function isPhase(value: string): value is Phase {
 function phaseOf(attributes: TypedSearchAttributes): Phase | undefined {
   const value = attributes.get(RolloutPhase);
   return value !== undefined && isPhase(value) ? value : undefined;
+}
+
+/** The rollout's activities that failed and are being retried (Temporal keeps the last failure). */
+function retriesOf(description: WorkflowExecutionDescription): ActivityRetry[] {
+  return (description.raw.pendingActivities ?? [])
+    .filter((a) => (a.attempt ?? 1) > 1 && a.lastFailure)
+    .map((a) => ({
+      activity: a.activityType?.name ?? 'activity',
+      attempt: a.attempt ?? 2,
+      lastError: a.lastFailure?.cause?.message ? `${a.lastFailure.message}: ${a.lastFailure.cause.message}` : (a.lastFailure?.message ?? 'unknown'),
+      ...(a.nextAttemptScheduleTime?.seconds != null ? { nextAttemptAt: new Date(Number(a.nextAttemptScheduleTime.seconds) * 1000).toISOString() } : {}),
+    }));
 }
 
 function statusWord(description: WorkflowExecutionDescription): string {

@@ -22,6 +22,7 @@ import type {
   EarlierDecisions,
   MetricsOutage,
   OperatorEvent,
+  ActivityRetry,
   Outcome,
   Phase,
   RolloutStatus,
@@ -123,6 +124,15 @@ export const metricsOutageSchema = z
   })
   .describe('while the metric source cannot be read: checks are inconclusive until rollbackAt');
 
+export const activityRetrySchema = z
+  .object({
+    activity: z.string().describe('the activity, e.g. setTrafficWeights (restoring traffic while rolling back)'),
+    attempt: z.number().int().min(2).describe('the attempt under way or next (2 and up)'),
+    lastError: z.string().describe("the last attempt's failure"),
+    nextAttemptAt: timestamp('when the next attempt is due').optional(),
+  })
+  .describe('an activity Temporal is retrying for the rollout');
+
 export const operatorEventSchema = z
   .object({
     at: timestamp('when the rollout received it'),
@@ -165,6 +175,10 @@ export const rolloutStatusSchema = z
     outcome: outcomeSchema.optional().describe('set once the phase is final'),
     links: z.object({ temporalUi: z.url().describe("the workflow's history in the Temporal UI") }).optional(),
     stale: z.string().optional().describe('set when no worker answered and the status was rebuilt from what Temporal recorded; says why'),
+    retrying: z
+      .array(activityRetrySchema)
+      .optional()
+      .describe('set while Temporal retries a failed activity of the rollout, e.g. restoring traffic while the router is down: the rollout keeps trying until it succeeds'),
     spec: rolloutSpecSchema.describe('the spec as the API validated it: defaults filled in, durations in milliseconds'),
   })
   .describe("a rollout's status");
@@ -273,6 +287,7 @@ export type SchemaChecks = [
   Check<Same<z.output<typeof earlierDecisionsSchema>, EarlierDecisions>>,
   Check<Same<z.output<typeof decisionPageSchema>, DecisionPage>>,
   Check<Same<z.output<typeof metricsOutageSchema>, MetricsOutage>>,
+  Check<Same<z.output<typeof activityRetrySchema>, ActivityRetry>>,
   Check<Same<z.output<typeof operatorEventSchema>, OperatorEvent>>,
   Check<Same<z.output<typeof outcomeSchema>, Outcome>>,
   Check<Same<z.output<typeof rolloutStatusSchema>, RolloutStatus>>,

@@ -255,6 +255,9 @@ export function renderStatus(s: RolloutStatus, options: StatusViewOptions = {}):
   const ev = s.events.at(-1);
   if (ev) row('last action', `${ev.action} via ${ev.via}${ev.by ? ` by ${ev.by}` : ''}${ev.reason ? ` ("${ev.reason}")` : ''} at ${clock(ev.at)}: ${ev.applied ? 'applied' : 'not applied'}${ev.note ? ` — ${ev.note}` : ''}`);
   if (s.stale) row('stale', p.yellow(s.stale));
+  for (const r of s.retrying ?? []) {
+    row('retrying', p.yellow(`${r.activity}, attempt ${r.attempt}${r.nextAttemptAt ? ` (next at ${clock(r.nextAttemptAt)})` : ''}: ${r.lastError}`));
+  }
   if (s.outcome) row('outcome', `${phaseText(s.outcome.result, p)} at ${clock(s.outcome.at)}: ${s.outcome.reason}`);
   if (s.links?.temporalUi) row('history', p.dim(s.links.temporalUi));
 
@@ -285,6 +288,7 @@ export function changeLines(s: RolloutStatus, changes: StatusChanges, options: {
     lines.push(s.step.waiting ? `${t} waiting ${s.step.waiting.reason}: ${s.step.waiting.message}` : `${t} no longer waiting`);
   }
   if (changes.stale && s.stale) lines.push(`${t} status is stale: ${s.stale}`);
+  if (changes.retrying) for (const r of s.retrying ?? []) lines.push(`${t} retrying ${r.activity} (attempt ${r.attempt}): ${r.lastError}`);
   if (changes.phase) lines.push(`${t} phase ${phaseText(s.phase, p)}${s.outcome ? `: ${s.outcome.reason}` : ''}`);
   return lines;
 }

@@ -29,6 +29,8 @@ export interface StatusChanges {
   waiting: boolean;
   /** `stale` appeared, disappeared or changed. */
   stale: boolean;
+  /** An activity began being retried, or a retried one (by name) is retried no more. */
+  retrying: boolean;
   /** Decisions not seen before (`seq` above the newest one yielded), oldest first. */
   decisions: Decision[];
   /** The rollout has ended: this is the last event. */
@@ -45,6 +47,8 @@ export function isTransient(err: unknown): boolean {
   return err.status >= 500 || err.status === 408 || err.status === 429;
 }
 
+const retryingKey = (s: RolloutStatus | undefined) => (s?.retrying ?? []).map((r) => r.activity).join(',');
+
 const waitingKey = (w: Waiting | undefined) => (w ? `${w.reason}\u0000${w.message.replace(/\d+/g, '#')}` : '');
 
 /** The changes from `previous` to `status` (`previous` undefined: the first status). */
@@ -57,6 +61,7 @@ export function changesBetween(previous: RolloutStatus | undefined, status: Roll
     // Numbers inside the message (checks so far, requests still needed) move with every check.
     waiting: previous ? waitingKey(previous.step.waiting) !== waitingKey(status.step.waiting) : status.step.waiting !== undefined,
     stale: previous ? previous.stale !== status.stale : status.stale !== undefined,
+    retrying: retryingKey(previous) !== retryingKey(status),
     decisions: status.decisions.filter((d) => d.seq > lastSeq),
     final: isFinal(status.phase),
   };

@@ -77,6 +77,16 @@ export interface MetricsOutage {
   rollbackAt: string;
 }
 
+/** An activity Temporal is retrying for the rollout (from the server's record, added by the API). */
+export interface ActivityRetry {
+  /** The activity, e.g. setTrafficWeights (restoring traffic while rolling back). */
+  activity: string;
+  attempt: number;
+  lastError: string;
+  /** When the next attempt is due, when one is scheduled. */
+  nextAttemptAt?: string;
+}
+
 /** An operator action as the rollout received it: applied, or not applicable (signals only) and why. */
 export interface OperatorEvent {
   at: string;
@@ -139,6 +149,8 @@ export interface RolloutStatus {
   links?: { temporalUi: string };
   /** Set by the API when no worker answered and the status was rebuilt from the server's record. */
   stale?: string;
+  /** Set by the API while Temporal retries a failed activity of the rollout (a router or metric source down). */
+  retrying?: ActivityRetry[];
   spec: RolloutSpec;
 }
 

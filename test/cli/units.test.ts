@@ -133,6 +133,55 @@ test('the watch log: one line per change (checks, weights, waiting, phase)', () 
   expect(changesBetween(later, same).waiting).toBe(false);
 });
 
+test('an activity Temporal is retrying (the router down during a rollback) is shown, and its start and end are changes', () => {
+  const before = status((s) => {
+    s.phase = 'rolling_back';
+  });
+  const during = status((s) => {
+    s.phase = 'rolling_back';
+    s.retrying = [{ activity: 'setTrafficWeights', attempt: 3, lastError: 'activity setTrafficWeights failed: other side closed', nextAttemptAt: '2026-01-01T00:00:04.000Z' }];
+  });
+  expect(renderStatus(during).find((l) => l.startsWith('retrying'))).toMatch(/^retrying {4}setTrafficWeights, attempt 3 \(next at \d\d:\d\d:\d\d\): activity setTrafficWeights failed: other side closed$/);
+  expect(renderStatus(before).some((l) => l.startsWith('retrying'))).toBe(false);
+  expect(changeLines(during, changesBetween(before, during), { now: 0 }).map((l) => l.slice(9))).toEqual([
+    'retrying setTrafficWeights (attempt 3): activity setTrafficWeights failed: other side closed',
+  ]);
+  // The next attempt is not news; the retries ending is.
+  const next = structuredClone(during);
+  next.retrying![0]!.attempt = 4;
+  expect(changesBetween(during, next).retrying).toBe(false);
+  expect(changesBetween(during, before).retrying).toBe(true);
+});
+
+test("the client's start carries one Idempotency-Key through its retries, and retries only what may not have started", async () => {
+  const keys: string[] = [];
+  let answers = ['drop', 'drop', 'created'];
+  const server = await listen((req, res) => {
+    keys.push(String(req.headers['idempotency-key']));
+    req.resume();
+    const answer = answers.shift();
+    if (answer === 'drop') return req.socket.destroy();
+    if (answer === 'invalid') {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'invalid_spec', message: 'bad' } }));
+      return;
+    }
+    res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'rollout-chat' }));
+  });
+  try {
+    const api = createClient({ baseUrl: server.url });
+    await expect(api.start({ target: 'chat' }, { idempotencyKey: 'job-42' })).resolves.toEqual({ id: 'rollout-chat' });
+    expect(keys).toEqual(['job-42', 'job-42', 'job-42']);
+    // Without a key given, a fresh UUID; a 400 is final: no retry.
+    keys.length = 0;
+    answers = ['invalid'];
+    await expect(api.start({ target: 'chat' })).rejects.toBeInstanceOf(ApiResponseError);
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+  } finally {
+    await server.close();
+  }
+});
+
 test('the HTML page carries its library, data and charts, and nothing can close its scripts early', () => {
   const s = checked();
   s.decisions[0]!.summary = 'a </script><script>alert(1)</script> summary & more';

@@ -8,8 +8,9 @@
  * Covered, each through the REST API with real traffic through the real gateway to demo model
  * servers: promote, roll back (10% errors), abort mid-bake, pause/resume (the bake clock and the
  * checks stop while paused), the list of rollouts by target (the RolloutTarget search attribute,
- * on PostgreSQL visibility), the history service SIGKILLed and restarted mid-bake, and that both
- * workers did the rollouts' work (the identities in the histories).
+ * on PostgreSQL visibility), and that both workers did the rollouts' work (the identities in the
+ * histories). The history service SIGKILLed and restarted mid-bake is in the fault suite
+ * (test/faults/cluster-history.test.ts).
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { TestWorkflowEnvironment as Env } from '@temporalio/testing';
@@ -206,31 +207,6 @@ it('pauses mid-bake (bake clock and checks stop, weights hold) and resumes to a 
   })());
 });
 
-it('the history service SIGKILLed and restarted mid-bake: the rollout still promotes, each split applied once', async () => {
-  await withClusterLogs((async () => {
-    const { target, run } = await prepareTarget();
-    const started = await start(e2eSpec(target, models.v1.url, models.v2.url, { steps: [{ weight: 25, bake: '6s' }, { weight: 60, bake: '3s' }, { weight: 100 }] }));
-    const before = await waitForRollout(control.api, started.id, (s) => s.weights.candidate === 25 && s.decisions.length >= 1, 'baking at 25% with a check done');
-
-    const t0 = Date.now();
-    await cluster.restart('history', { kill: true });
-    const restartMs = Date.now() - t0;
-    const final = await rolloutEnded(control.api, started.id, 90_000);
-    await stopTraffic(run);
-    console.log(`history SIGKILLed and serving again after ${(restartMs / 1000).toFixed(1)} s; the rollout ${final.phase} ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill`);
-
-    expectEnded(final, 'promoted');
-    expect(final.decisions.length).toBeGreaterThan(before.decisions.length);
-    expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 0, v2: 100 });
-    const history = (await env.client.workflow.getHandle(started.id).fetchHistory()).events!;
-    const scheduled = history.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'setTrafficWeights');
-    const ids = new Set(scheduled.map((e) => String(e.eventId)));
-    const completed = history.filter((e) => e.activityTaskCompletedEventAttributes && ids.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)));
-    expect(scheduled).toHaveLength(4);
-    expect(completed).toHaveLength(4);
-  })());
-}, 180_000);
-
 it('both workers on the task queue did the rollouts\' work (workflow tasks and activities)', async () => {
   const identities = new Set<string>();
   for (const id of rolloutIds) {
@@ -241,7 +217,7 @@ it('both workers on the task queue did the rollouts\' work (workflow tasks and a
     }
   }
   const host = hostname();
-  expect(rolloutIds.length).toBeGreaterThanOrEqual(5);
+  expect(rolloutIds.length).toBeGreaterThanOrEqual(4);
   expect([...identities].sort()).toEqual([`${process.pid}@${host}`, `${workerProc.pid}@${host}`].sort());
   expect(workerProc.alive()).toBe(true);
 });

@@ -94,20 +94,38 @@ export interface RecordedRequest {
 
 export interface RecordingProxy {
   url: string;
-  /** Every request that went through, in arrival order. */
+  /** Every request that went through, in arrival order (not those refused by `fail`). */
   requests: RecordedRequest[];
+  /** Requests refused while failing, by path. */
+  refused: RecordedRequest[];
+  /**
+   * From now on, requests whose path starts with one of `pathPrefixes` (every request when none
+   * is given) are refused as by a process that is down: the connection is reset, nothing reaches
+   * the upstream.
+   */
+  fail(...pathPrefixes: string[]): void;
+  /** Forwards everything again. */
+  heal(): void;
   close(): Promise<void>;
 }
 
 /** A tiny HTTP proxy to `upstream` that records each request (method, path, body) it forwards. */
 export async function recordingProxy(upstream: string): Promise<RecordingProxy> {
   const requests: RecordedRequest[] = [];
+  const refused: RecordedRequest[] = [];
+  let failing: string[] | undefined;
   const target = new URL(upstream);
   const server = await listen((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      const path = req.url ?? '/';
+      if (failing && (failing.length === 0 || failing.some((prefix) => path.startsWith(prefix)))) {
+        refused.push({ method: req.method ?? 'GET', url: path, body: body.toString('utf8'), at: Date.now() });
+        req.socket.destroy();
+        return;
+      }
       requests.push({ method: req.method ?? 'GET', url: req.url ?? '/', body: body.toString('utf8'), at: Date.now() });
       const headers = { ...req.headers, host: target.host, 'content-length': String(body.length) };
       const forward = http.request(
@@ -124,7 +142,18 @@ export async function recordingProxy(upstream: string): Promise<RecordingProxy> 
       forward.end(body);
     });
   });
-  return { url: server.url, requests, close: server.close };
+  return {
+    url: server.url,
+    requests,
+    refused,
+    fail: (...pathPrefixes) => {
+      failing = pathPrefixes;
+    },
+    heal: () => {
+      failing = undefined;
+    },
+    close: server.close,
+  };
 }
 
 /** The weight split a PUT /admin/routes body asks for, e.g. `v1=75 v2=25`. */

@@ -1,5 +1,5 @@
 /**
- * Durability: the worker process is SIGKILLed mid-bake and a new one takes over; and two workers
+ * Fault suite, workers: the worker process is SIGKILLed mid-bake and a new one takes over; and two workers
  * on one task queue (the way a production deployment scales), the one that ran the rollout's last
  * workflow task — the one whose sticky cache holds it — SIGKILLed mid-bake, the other finishing.
  * Each rollout finishes `promoted`, and no step's weights reached the gateway twice — counted as
@@ -27,6 +27,7 @@ import { FINAL_PHASES, expectEnded } from '../helpers/control-plane';
 import { startDevServer, uniqueTaskQueue } from '../helpers/dev-server';
 import { e2eSpec, getRoute, putRoute, recordingProxy, spawnTs, splitOf, waitForOutput, weightsOf, type Proc, type RecordingProxy } from '../helpers/e2e';
 import { eventually, listen, request, type Listening } from '../helpers/http';
+import { expectHistoryHoldsDecisions } from '../helpers/faults';
 import { uniqueTarget } from '../helpers/specs';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -38,8 +39,8 @@ let api: Listening;
 let traffic: TrafficRun | undefined;
 const models: ModelServer[] = [];
 const workers: Proc[] = [];
-const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-durability-'));
-const taskQueue = uniqueTaskQueue('durability');
+const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-faults-workers-'));
+const taskQueue = uniqueTaskQueue('faults-workers');
 
 function startWorkerProcess(n: number): Proc {
   const proc = spawnTs(`worker ${n}`, 'src/worker.ts', {
@@ -153,6 +154,7 @@ it('a worker SIGKILLed mid-bake: a new worker finishes the rollout, each split a
   );
   expect(scheduled).toHaveLength(4);
   expect(completed).toHaveLength(4);
+  await expectHistoryHoldsDecisions(env.client.workflow.getHandle(id), [before.decisions, final.decisions]);
   // The second worker did the rest: the first one is gone for good.
   expect(first.alive()).toBe(false);
   expect(second.alive()).toBe(true);
@@ -219,6 +221,7 @@ it('two workers on one task queue: the one running the rollout is SIGKILLed mid-
   const completed = history.filter((e) => e.activityTaskCompletedEventAttributes && scheduledIds.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)));
   expect(scheduled).toHaveLength(4);
   expect(completed).toHaveLength(4);
+  await expectHistoryHoldsDecisions(handle, [before.decisions, final.decisions]);
 
   // Before the kill both could take tasks; after it, every workflow task and every activity that
   // completed was the survivor's. (An activity's started event is written when it ends: one the
