@@ -6,8 +6,11 @@
  * throughout); on Ctrl-C / SIGTERM stops the children (Temporal last) and exits 0. Exits 1 only
  * when a child cannot start during boot (the stack says which and why).
  *
+ * Temporal's frontend and its UI listen on 127.0.0.1 only; the UI is read-only (write actions
+ * off) unless TEMPORAL_UI_WRITE_ACTIONS=true — the ready block says which (scripts/stack.ts).
+ *
  * Env: DATA_DIR (.data), TEMPORAL_ADDRESS, TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233),
- * TEMPORAL_NAMESPACE, TEMPORAL_TLS, TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, TEMPORAL_API_KEY (a cluster only;
+ * TEMPORAL_UI_WRITE_ACTIONS (false), TEMPORAL_NAMESPACE, TEMPORAL_TLS, TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, TEMPORAL_API_KEY (a cluster only;
  * src/config.ts), API_PORT (3000), API_HOST, GATEWAY_PORT (8080), plus what each child reads.
  */
 import { startStack } from './stack';

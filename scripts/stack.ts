@@ -20,19 +20,27 @@
  *
  * The stack installs no signal handlers and never exits the process: its caller does both.
  *
+ * The dev server and its UI listen on 127.0.0.1 only (`--ip`, `--ui-ip`): they have no
+ * authentication, and whoever reaches them can terminate, cancel or signal a rollout past the
+ * API's tokens. Its UI is read-only unless TEMPORAL_UI_WRITE_ACTIONS=true: the dev server cannot
+ * turn the UI's write actions off itself, so its UI listens on a loopback port of its own and a
+ * read-only front (./temporal-ui-read-only.ts) serves TEMPORAL_UI_PORT.
+ *
  * Env: DATA_DIR (.data), TEMPORAL_ADDRESS, TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233),
- * TEMPORAL_NAMESPACE, TEMPORAL_TLS, TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, TEMPORAL_API_KEY (a cluster only;
+ * TEMPORAL_UI_WRITE_ACTIONS (false), TEMPORAL_NAMESPACE, TEMPORAL_TLS, TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, TEMPORAL_API_KEY (a cluster only;
  * src/config.ts), API_PORT (3000), API_HOST, GATEWAY_PORT (8080), plus what each child reads.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto'; // a dependency of @temporalio/client; listed in ours too
 import { describeTemporalSecurity, loadConfig, temporalConnectionOptions, type Config } from '../src/config';
 import { PROJECT_ROOT, requireTemporalBinary } from '../src/temporal-bin';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../src/workflows/search-attributes';
+import { WRITE_ACTIONS_HINT, startReadOnlyUi, type ReadOnlyUi } from './temporal-ui-read-only';
 
 /** One supervised child: the entry stays, its process is replaced on each restart. */
 export interface StackChild {
@@ -131,6 +139,26 @@ export function restartDelayMs(policy: RestartPolicy, consecutiveFailures: numbe
 /** Spawn errors that no retry can fix. */
 const PERMANENT_SPAWN_ERRORS = new Set(['ENOENT', 'EACCES', 'ENOEXEC', 'ENOTDIR']);
 
+/**
+ * `temporal server start-dev`'s arguments: SQLite in `dbFile`, everything on 127.0.0.1 — the
+ * gRPC frontend (`--ip`; its HTTP API, metrics and internal services bind that IP too) and the
+ * UI (`--ui-ip`) — and our search attributes.
+ */
+export function devServerArgs(o: { dbFile: string; port: number; uiPort: number; logLevel: string; namespace: string }): string[] {
+  return [
+    'server', 'start-dev',
+    '--db-filename', o.dbFile,
+    '--ip', '127.0.0.1',
+    '--port', String(o.port),
+    '--ui-ip', '127.0.0.1',
+    '--ui-port', String(o.uiPort),
+    '--log-level', o.logLevel,
+    // Registering attributes that the SQLite file already holds is accepted on restart.
+    ...Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+    ...(o.namespace !== 'default' ? ['--namespace', o.namespace] : []),
+  ];
+}
+
 export function startStack(options: StackOptions = {}): Stack {
   const prefix = options.name ?? 'serve';
   const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restart };
@@ -156,6 +184,12 @@ export function startStack(options: StackOptions = {}): Stack {
   const withGateway = existsSync(gatewayMain);
 
   const children: Supervised[] = [];
+  let readOnlyUi: ReadOnlyUi | undefined;
+  /** What the ready block says of the dev server UI's write actions. */
+  const uiWriteActions = () =>
+    config.temporalUiWriteActions
+      ? 'write actions ON: terminate, cancel, signal and reset there bypass the API\'s tokens'
+      : `read-only: write actions off; ${WRITE_ACTIONS_HINT}`;
   let stopping = false;
   let everReady = false;
   let stopped: Promise<number> | undefined;
@@ -281,6 +315,7 @@ export function startStack(options: StackOptions = {}): Stack {
       const others = children.filter((c) => c.name !== 'temporal').reverse();
       await Promise.all(others.map((c) => stopChild(c, 15_000)));
       await Promise.all(temporal.map((c) => stopChild(c, 15_000)));
+      await readOnlyUi?.close();
       log('stopped');
       resolveExited(exitCode);
       return exitCode;
@@ -391,18 +426,24 @@ export function startStack(options: StackOptions = {}): Stack {
     else log('src/gateway/main.ts not found: running without the gateway');
 
     if (localTemporal) {
-      const args = [
-        'server', 'start-dev',
-        '--db-filename', join(dataDir, 'temporal.sqlite'),
-        '--ip', '127.0.0.1',
-        '--port', String(temporalPort),
-        '--ui-port', String(uiPort),
-        '--log-level', env.TEMPORAL_LOG_LEVEL || 'error',
-        // Registering attributes that the SQLite file already holds is accepted on restart.
-        ...Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
-        ...(config.namespace !== 'default' ? ['--namespace', config.namespace] : []),
-      ];
-      log(`starting Temporal dev server on ${config.temporalAddress} (UI ${config.temporalUiUrl}, data ${dataDir})`);
+      // Read-only UI: the dev server's own UI on a loopback port of its own (the same on every
+      // restart), the read-only front on TEMPORAL_UI_PORT.
+      const devUiPort = config.temporalUiWriteActions ? uiPort : await freeLoopbackPort();
+      if (stopping) throw new Error('the stack stopped before Temporal was started');
+      if (!config.temporalUiWriteActions) {
+        readOnlyUi = await startReadOnlyUi({ host: '127.0.0.1', port: uiPort, upstreamHost: '127.0.0.1', upstreamPort: devUiPort }).catch((err: NodeJS.ErrnoException) => {
+          throw new Error(`cannot serve the Temporal UI on 127.0.0.1:${uiPort} (${err.code ?? err.message}): set TEMPORAL_UI_PORT to a free port`);
+        });
+        if (stopping) await readOnlyUi.close();
+      }
+      const args = devServerArgs({
+        dbFile: join(dataDir, 'temporal.sqlite'),
+        port: temporalPort,
+        uiPort: devUiPort,
+        logLevel: env.TEMPORAL_LOG_LEVEL || 'error',
+        namespace: config.namespace,
+      });
+      log(`starting Temporal dev server on ${config.temporalAddress} (UI ${config.temporalUiUrl}, ${uiWriteActions()}, data ${dataDir})`);
       // Its own process group: a Ctrl-C in the terminal reaches the others and the stack at once,
       // but the dev server only through stop(), after the others (a worker whose server died
       // under it hangs in its shutdown). serve.ts / start.ts stop the stack on SIGHUP as well, and
@@ -456,8 +497,8 @@ export function startStack(options: StackOptions = {}): Stack {
     stop,
     readyLines: () => [
       `API          ${apiUrl}  (POST /v1/rollouts, GET /v1/rollouts${config.apiToken ? '; bearer token required' : ''})`,
-      `Temporal UI  ${config.temporalUiUrl}/namespaces/${config.namespace}/workflows`,
-      `Temporal     ${config.temporalAddress} (namespace ${config.namespace}, task queue ${config.taskQueue}${localTemporal ? '' : `, ${describeTemporalSecurity(config)}`})`,
+      `Temporal UI  ${config.temporalUiUrl}/namespaces/${config.namespace}/workflows${localTemporal ? `  (${uiWriteActions()})` : ''}`,
+      `Temporal     ${config.temporalAddress} (namespace ${config.namespace}, task queue ${config.taskQueue}${localTemporal ? ', 127.0.0.1 only, no authentication' : `, ${describeTemporalSecurity(config)}`})`,
       ...(children.some((c) => c.name === 'gateway') ? [`Gateway      ${config.gatewayUrl}`] : []),
       `Data         ${dataDir}`,
     ],
@@ -466,3 +507,16 @@ export function startStack(options: StackOptions = {}): Stack {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A port free on 127.0.0.1 now. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}

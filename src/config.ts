@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { AdapterSettings } from './activities/registry';
 import { GATEWAY_DEFAULTS, MAX_TIMER_MS } from './gateway/defaults';
+import { parseUrlAllowList, type UrlAllowList } from './spec/url-allow-list';
 
 /** Settings read from the environment, with the defaults design.md promises. */
 export interface Config {
@@ -27,6 +28,14 @@ export interface Config {
   dataDir: string;
   /** The gateway process's own settings (src/gateway/main.ts). */
   gateway: GatewaySettings;
+  /** Worker Versioning (WORKER_DEPLOYMENT_NAME, WORKER_BUILD_ID, WORKER_VERSIONING_BEHAVIOR); unset: an unversioned worker. */
+  workerVersioning?: WorkerVersioningSettings;
+  /** URL_ALLOW_LIST: the URLs a rollout may make the control plane call (src/spec/url-allow-list.ts); unset: any. */
+  urlAllowList?: UrlAllowList;
+  /** TEMPORAL_UI_WRITE_ACTIONS: the stack's dev-server UI may terminate, cancel, signal, reset, start… (default false: read-only). */
+  temporalUiWriteActions: boolean;
+  /** The worker's capacity (WORKER_MAX_CACHED_WORKFLOWS, …): see workerTuningSettings. */
+  workerTuning: WorkerTuningSettings;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -46,7 +55,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kubeconfig: env.KUBECONFIG || undefined,
     dataDir: env.DATA_DIR || '.data',
     gateway: loadGatewaySettings(env),
+    ...workerVersioningSettings(env),
+    ...urlAllowListSetting(env),
+    temporalUiWriteActions: bool(env, 'TEMPORAL_UI_WRITE_ACTIONS') ?? false,
+    workerTuning: workerTuningSettings(env),
   };
+}
+
+/** URL_ALLOW_LIST, comma-separated URL patterns; unset or blank: every URL is allowed. A bad pattern is an error naming it. */
+function urlAllowListSetting(env: NodeJS.ProcessEnv): Pick<Config, 'urlAllowList'> {
+  const raw = env.URL_ALLOW_LIST;
+  if (raw === undefined || raw.trim() === '') return {};
+  return { urlAllowList: parseUrlAllowList(raw, 'URL_ALLOW_LIST') };
 }
 
 /** What the adapters (routers, metric sources) read of the settings. */
@@ -55,6 +75,7 @@ export function adapterSettings(config: Config): AdapterSettings {
     gatewayUrl: config.gatewayUrl,
     ...(config.gatewayAdminToken ? { gatewayAdminToken: config.gatewayAdminToken } : {}),
     ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
+    ...(config.urlAllowList ? { urlAllowList: config.urlAllowList } : {}),
   };
 }
 
@@ -349,4 +370,106 @@ function pemFile(name: string, path: string, label: 'CERTIFICATE' | 'PRIVATE KEY
     throw new Error(`${name}: "${path}" is not a PEM ${label === 'CERTIFICATE' ? 'certificate' : 'private key'} (no "-----BEGIN ${label}-----" block)`);
   }
   return content;
+}
+
+// ---- Worker Versioning: which build a worker is, and how rollouts move between builds -----------
+
+/** How a rollout started on one build moves to another (the SDK's `VersioningBehavior`). */
+export const WORKER_VERSIONING_BEHAVIORS = ['PINNED', 'AUTO_UPGRADE'] as const;
+export type WorkerVersioningBehavior = (typeof WORKER_VERSIONING_BEHAVIORS)[number];
+
+/** A versioned worker: its Worker Deployment Version (deployment name + build ID) and its rollouts' default behavior. */
+export interface WorkerVersioningSettings {
+  /** WORKER_DEPLOYMENT_NAME: the same for every release of this worker (e.g. `model-canary`). */
+  deploymentName: string;
+  /** WORKER_BUILD_ID: one per release (e.g. the image tag or git commit). */
+  buildId: string;
+  /**
+   * WORKER_VERSIONING_BEHAVIOR: `PINNED` (default) — a rollout runs to its end on the build that
+   * started it; `AUTO_UPGRADE` — it moves to the current build at its next workflow task (then
+   * every change to the workflow must replay its histories, or branch with `patched()`).
+   */
+  defaultBehavior: WorkerVersioningBehavior;
+}
+
+/** Deployment names are the first half of a version's `deploymentName.buildId`: no dot in them. */
+const DEPLOYMENT_NAME_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_-]{0,254}$/;
+const BUILD_ID_PATTERN = /^[A-Za-z0-9_.+-][A-Za-z0-9_.+-]{0,254}$/;
+
+/**
+ * WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID, both or neither; WORKER_VERSIONING_BEHAVIOR
+ * (pinned or auto-upgrade, any case, `-` or `_`) only with them. Every problem names the variable.
+ */
+function workerVersioningSettings(env: NodeJS.ProcessEnv): Pick<Config, 'workerVersioning'> {
+  const value = (name: string) => {
+    const raw = env[name]?.trim();
+    return raw ? raw : undefined;
+  };
+  const deploymentName = value('WORKER_DEPLOYMENT_NAME');
+  const buildId = value('WORKER_BUILD_ID');
+  const behavior = value('WORKER_VERSIONING_BEHAVIOR');
+  if (deploymentName === undefined && buildId === undefined) {
+    if (behavior !== undefined) {
+      throw new Error('WORKER_VERSIONING_BEHAVIOR is set but WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID are not: it applies to a versioned worker only (set all three, or unset it)');
+    }
+    return {};
+  }
+  if (deploymentName === undefined || buildId === undefined) {
+    const [given, missing] = deploymentName === undefined ? ['WORKER_BUILD_ID', 'WORKER_DEPLOYMENT_NAME'] : ['WORKER_DEPLOYMENT_NAME', 'WORKER_BUILD_ID'];
+    throw new Error(`${given} is set but ${missing} is not: a versioned worker needs its deployment name and its build ID (set both, or neither)`);
+  }
+  if (!DEPLOYMENT_NAME_PATTERN.test(deploymentName)) {
+    throw new Error(`WORKER_DEPLOYMENT_NAME must be 1 to 255 letters, digits, _ and - (no dot: a version is "<deployment name>.<build ID>"), got "${deploymentName}"`);
+  }
+  if (!BUILD_ID_PATTERN.test(buildId)) {
+    throw new Error(`WORKER_BUILD_ID must be 1 to 255 letters, digits and _ . + - (e.g. a version or a git commit), got "${buildId}"`);
+  }
+  let defaultBehavior: WorkerVersioningBehavior = 'PINNED';
+  if (behavior !== undefined) {
+    const normalized = behavior.toUpperCase().replace(/-/g, '_');
+    if (!(WORKER_VERSIONING_BEHAVIORS as readonly string[]).includes(normalized)) {
+      throw new Error(`WORKER_VERSIONING_BEHAVIOR must be pinned or auto-upgrade (any case), got "${env.WORKER_VERSIONING_BEHAVIOR}"`);
+    }
+    defaultBehavior = normalized as WorkerVersioningBehavior;
+  }
+  return { workerVersioning: { deploymentName, buildId, defaultBehavior } };
+}
+
+// ---- Worker capacity: how many rollouts one worker keeps in memory and works on at once --------
+
+/**
+ * The worker's capacity settings (src/worker.ts passes them to Worker.create). Each rollout is a
+ * long-running workflow that wakes every `analysis.interval`: a worker that must evict one from
+ * its cache to make room replays its whole history at its next check, so the cache holds every
+ * running rollout; `bench/scale/run.ts` (`npm run bench:scale`) measured the others.
+ */
+export interface WorkerTuningSettings {
+  /** WORKER_MAX_CACHED_WORKFLOWS: rollouts kept in memory between their workflow tasks. */
+  maxCachedWorkflows: number;
+  /** WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: workflow tasks (activations) in flight at once. */
+  maxConcurrentWorkflowTaskExecutions: number;
+  /** WORKER_MAX_CONCURRENT_ACTIVITIES: activities (router and metric calls, notifications) in flight at once. */
+  maxConcurrentActivityTaskExecutions: number;
+  /** WORKER_WORKFLOW_TASK_POLLERS / WORKER_ACTIVITY_TASK_POLLERS: long polls kept open for each kind of task. */
+  workflowTaskPollers: number;
+  activityTaskPollers: number;
+}
+
+export const WORKER_TUNING_DEFAULTS: WorkerTuningSettings = {
+  maxCachedWorkflows: 2_000,
+  maxConcurrentWorkflowTaskExecutions: 40,
+  maxConcurrentActivityTaskExecutions: 100,
+  workflowTaskPollers: 10,
+  activityTaskPollers: 10,
+};
+
+function workerTuningSettings(env: NodeJS.ProcessEnv): WorkerTuningSettings {
+  const d = WORKER_TUNING_DEFAULTS;
+  return {
+    maxCachedWorkflows: bounded(env, 'WORKER_MAX_CACHED_WORKFLOWS', d.maxCachedWorkflows, 2, 1_000_000),
+    maxConcurrentWorkflowTaskExecutions: bounded(env, 'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', d.maxConcurrentWorkflowTaskExecutions, 2, 100_000),
+    maxConcurrentActivityTaskExecutions: bounded(env, 'WORKER_MAX_CONCURRENT_ACTIVITIES', d.maxConcurrentActivityTaskExecutions, 1, 100_000),
+    workflowTaskPollers: bounded(env, 'WORKER_WORKFLOW_TASK_POLLERS', d.workflowTaskPollers, 2, 1_000),
+    activityTaskPollers: bounded(env, 'WORKER_ACTIVITY_TASK_POLLERS', d.activityTaskPollers, 1, 1_000),
+  };
 }

@@ -4,6 +4,8 @@
  * the adapters for them from the registries (registryAdapters), or from a test.
  */
 import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { urlAllowed, urlRefusal, type UrlAllowList } from '../spec/url-allow-list';
 import type { MetricsSpec } from './metric-sources';
 import { METRIC_SOURCES } from './metric-sources';
 import { adapterCache, type AdapterSettings } from './registry';
@@ -19,6 +21,12 @@ export interface ActivityDeps {
   routerFor(routing: RoutingSpec): TrafficRouter;
   metricsFor(metrics: MetricsSpec): MetricSource;
   notifier: Notifier;
+  /**
+   * URL_ALLOW_LIST (defence in depth: the API refuses such a spec at start, but a rollout started
+   * straight through Temporal bypasses the API): a URL outside it fails the activity for good.
+   * Undefined: any URL.
+   */
+  urlAllowList?: UrlAllowList;
 }
 
 /** Routers as the registry builds them for each spec's `routing` (the API reads live routes with them too). */
@@ -32,6 +40,7 @@ export function registryAdapters(settings: AdapterSettings, notifier: Notifier):
     routerFor: registryRouters(settings),
     metricsFor: adapterCache<MetricsSpec, MetricSource>(METRIC_SOURCES, settings),
     notifier,
+    ...(settings.urlAllowList ? { urlAllowList: settings.urlAllowList } : {}),
   };
 }
 
@@ -63,10 +72,53 @@ function routeInput(input: RouteInput | TrafficRoute): RouteInput {
   return 'route' in input ? input : { routing: { kind: 'gateway' }, route: input };
 }
 
-export function createActivities({ routerFor, metricsFor, notifier }: ActivityDeps) {
+/** A URL the allow-list refuses: the activity fails for good (no retry can change the setting's answer). */
+function refuseUrl(list: UrlAllowList, path: string, url: string): never {
+  throw ApplicationFailure.nonRetryable(urlRefusal(list, path, url), 'UrlNotAllowed');
+}
+
+/**
+ * The URLs a route makes the data plane call, each with what it is (`version v2 url`, `mirror
+ * evaluator url`): those of the versions that get requests — a weight above 0, the mirror's
+ * target, the version that requests without the matched header go to — and the evaluator's. A
+ * version at 0% gets none (a route back to the baseline keeps the candidate at 0%).
+ */
+function routeUrls(route: TrafficRoute): Array<{ path: string; url: string }> {
+  const called = (v: TrafficRoute['versions'][number]) => v.weight > 0 || v.version === route.mirror?.to || v.version === route.match?.others;
+  const urls = route.versions.flatMap((v) => (v.url && called(v) ? [{ path: `version ${v.version} url`, url: v.url }] : []));
+  const evaluator = route.mirror?.evaluator?.url;
+  return evaluator ? [...urls, { path: 'mirror evaluator url', url: evaluator }] : urls;
+}
+
+const sameUrl = (a: string, b: string) => {
+  try {
+    return new URL(a).href === new URL(b).href;
+  } catch {
+    return a === b;
+  }
+};
+
+export function createActivities({ routerFor, metricsFor, notifier, urlAllowList }: ActivityDeps) {
+  /**
+   * A route may send traffic only to URLs the allow-list allows, or that the target serves
+   * already: restoring what served before (compensation, a rollback) is never refused, even if
+   * the list changed since, so that traffic always gets back to the baseline.
+   */
+  async function checkRouteUrls(routing: RoutingSpec, route: TrafficRoute): Promise<void> {
+    if (!urlAllowList) return;
+    const outside = routeUrls(route).filter(({ url }) => !urlAllowed(urlAllowList, url));
+    if (outside.length === 0) return;
+    const live = await routerFor(routing).readRoute(route.target);
+    const served = live ? routeUrls(live).map((u) => u.url) : [];
+    const fresh = outside.find(({ url }) => !served.some((s) => sameUrl(s, url)));
+    if (fresh) refuseUrl(urlAllowList, `${route.target}: ${fresh.path}`, fresh.url);
+    log.warn(`route of ${route.target} keeps URLs outside ${urlAllowList.setting} that it serves already: ${outside.map((u) => u.url).join(', ')}`);
+  }
+
   return {
     async setTrafficWeights(input: RouteInput): Promise<void> {
       const { routing, route } = routeInput(input);
+      await checkRouteUrls(routing, route);
       const split = route.versions.map((v) => `${v.version}=${v.weight}%`).join(' ');
       log.info(`setting traffic weights for ${route.target} (${routing.kind}): ${split}`);
       const { workflowExecution } = Context.current().info;
@@ -81,9 +133,12 @@ export function createActivities({ routerFor, metricsFor, notifier }: ActivityDe
     async collectMetrics(input: MetricsInput): Promise<MetricReading> {
       // Scheduled before metrics were chosen per rollout: the gateway's counters, for the same versions (see routeInput).
       const { metrics, query } = 'query' in input ? input : { metrics: { kind: 'gateway' } as const, query: { ...(input as MetricQuery), window: { startMs: 0, endMs: 0 } } };
+      const metricsUrl = (metrics as { url?: unknown }).url;
+      if (urlAllowList && typeof metricsUrl === 'string' && !urlAllowed(urlAllowList, metricsUrl)) refuseUrl(urlAllowList, 'metrics.url', metricsUrl);
       return metricsFor(metrics).read(query);
     },
     async notify({ destination, event }: NotifyInput): Promise<void> {
+      if (urlAllowList && !urlAllowed(urlAllowList, destination)) refuseUrl(urlAllowList, 'notify.webhook', destination);
       await notifier.notify(destination, event);
     },
   };

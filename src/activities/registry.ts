@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
+import type { UrlAllowList } from '../spec/url-allow-list';
 import type { TrafficRoute } from './types';
 
 /** Worker-side settings an adapter may need beyond its options (src/config.ts reads them). */
@@ -13,6 +14,8 @@ export interface AdapterSettings {
   gatewayAdminToken?: string;
   /** A kubeconfig file (KUBECONFIG); undefined: in-cluster configuration. */
   kubeconfig?: string;
+  /** URL_ALLOW_LIST: the activities refuse a URL outside it (./index.ts); undefined: any URL. */
+  urlAllowList?: UrlAllowList;
 }
 
 /** `z.strictObject({ kind: z.literal(kind), ...options })`. */

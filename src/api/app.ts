@@ -22,7 +22,7 @@ export interface AppOptions {
    * a bare `apiToken` is an operator named "api-token" (when `apiTokens` does not have it already).
    * Neither: the API is open.
    */
-  config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl'> & Partial<Pick<Config, 'apiToken' | 'apiTokens'>>;
+  config: Pick<Config, 'namespace' | 'taskQueue' | 'temporalUiUrl'> & Partial<Pick<Config, 'apiToken' | 'apiTokens' | 'urlAllowList'>>;
   /** The traffic router a start reads the target's live route from, for its spec's `routing` (main.ts: the registry's). */
   routerFor: (routing: RoutingSpec) => TrafficRouter;
   /** Silent when omitted. */
@@ -75,7 +75,7 @@ export function createApp({ client, config, routerFor, logger = pino({ level: 's
   const tokens = apiTokensOf(config);
   if (tokens.length > 0) v1.use(tokenAuth(tokens));
   v1.use(jsonOnly, jsonBody());
-  v1.use('/rollouts', rolloutsRouter(service));
+  v1.use('/rollouts', rolloutsRouter(service, { urlAllowList: config.urlAllowList }));
   app.use('/v1', v1);
 
   app.use(notFoundRoute);

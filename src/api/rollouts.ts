@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { parseRolloutRequest } from '../spec';
+import { parseRolloutRequest, urlAllowListIssues, type UrlAllowList } from '../spec';
 import { IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RULE, TARGET_PATTERN, TARGET_RULE } from '../spec/patterns';
 import { rolloutWorkflowId } from '../workflows/messages';
 import { callerName } from './auth';
@@ -81,7 +81,8 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-export function rolloutsRouter(service: RolloutService): Router {
+/** `urlAllowList` (URL_ALLOW_LIST): a start whose spec has a URL outside it is a 400 naming the field; nothing starts. */
+export function rolloutsRouter(service: RolloutService, options: { urlAllowList?: UrlAllowList | undefined } = {}): Router {
   const router = Router();
   router.use(checkPathEscapes(['id', 'action']));
 
@@ -90,6 +91,8 @@ export function rolloutsRouter(service: RolloutService): Router {
     // `baseline` may be left out: the service takes it from the target's live route.
     const parsed = parseRolloutRequest(req.body);
     if (!parsed.ok) throw invalidInput('invalid_spec', 'invalid rollout spec', parsed.issues);
+    const refused = urlAllowListIssues(options.urlAllowList, parsed.request);
+    if (refused.length > 0) throw invalidInput('invalid_spec', `invalid rollout spec: a URL outside ${options.urlAllowList!.setting}`, refused);
     const idempotency = idempotencyOf(req);
     const { status, replayed } = await service.start(parsed.request, { by: callerName(res), ...(idempotency ? { idempotency } : {}) });
     // A replayed start answers 200 with the rollout the key started: nothing new was created.

@@ -4,6 +4,7 @@ import { rolloutRequestSchema, rolloutSpecSchema, unreadAnalysisFields, type Rol
 export * from './schema';
 export { baselineMismatch, describeServing, resolveBaseline, servesBaseline, type BaselineResolution } from './baseline';
 export { parseDuration, formatDuration } from './duration';
+export { URL_ALLOW_LIST_SETTING, describeUrlAllowList, parseUrlAllowList, specUrls, urlAllowListIssues, urlAllowed, urlRefusal, type SpecWithUrls, type UrlAllowList, type UrlPattern } from './url-allow-list';
 
 /** One problem with an input: where (dotted path, e.g. `steps.1.weight`) and what. */
 export interface SpecIssue {

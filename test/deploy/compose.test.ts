@@ -124,6 +124,33 @@ describe('docker-compose config', () => {
     }
   });
 
+  test("Temporal's frontend and UI resolve to ports on 127.0.0.1 only; the UI's write actions are off unless TEMPORAL_DISABLE_WRITE_ACTIONS=false", () => {
+    const resolve = (vars: Record<string, string>) => {
+      const result = composeConfig({ ...requiredValues, ...vars });
+      expect([result.status, result.stderr]).toEqual([0, expect.not.stringMatching(/error/i)]);
+      return (parse(result.stdout) as { services: Record<string, { environment?: Record<string, unknown>; ports?: unknown[] }> }).services;
+    };
+    const byDefault = resolve({});
+    for (const name of ['temporal', 'temporal-ui']) {
+      const ports = byDefault[name]!.ports ?? [];
+      expect([name, ports.length]).toEqual([name, 1]);
+      // docker-compose 1.x resolves the short syntax as it is, 2.x to {host_ip, target, published}
+      for (const p of ports) expect([name, typeof p === 'string' ? portMapping(p).ip : (p as { host_ip?: string }).host_ip]).toEqual([name, '127.0.0.1']);
+    }
+    expect(String(byDefault['temporal-ui']!.environment!.TEMPORAL_DISABLE_WRITE_ACTIONS)).toBe('true');
+    expect(String(resolve({ TEMPORAL_DISABLE_WRITE_ACTIONS: 'false' })['temporal-ui']!.environment!.TEMPORAL_DISABLE_WRITE_ACTIONS)).toBe('false');
+  });
+
+  test('URL_ALLOW_LIST reaches the worker and the API (empty by default: any URL)', () => {
+    const list = 'http://model-v1:9001, http://model-v2:9002';
+    for (const [vars, expected] of [[{}, ''], [{ URL_ALLOW_LIST: list }, list]] as const) {
+      const result = composeConfig({ ...requiredValues, ...vars });
+      expect(result.status).toBe(0);
+      const resolved = parse(result.stdout) as { services: Record<string, { environment?: Record<string, unknown> }> };
+      for (const name of ['worker', 'api']) expect([name, String(resolved.services[name]!.environment!.URL_ALLOW_LIST ?? '')]).toEqual([name, expected]);
+    }
+  });
+
   test.each(required)('without %s it refuses, naming the variable', (name) => {
     const { [name]: _missing, ...rest } = requiredValues;
     const result = composeConfig(rest);
@@ -313,6 +340,7 @@ describe('ports and addresses agree', () => {
 
   test('Temporal, its UI and Prometheus are published on 127.0.0.1 only (no authentication of their own)', () => {
     for (const name of ['temporal', 'temporal-ui', 'prometheus']) {
+      expect([name, (services[name]!.ports ?? []).length]).toEqual([name, 1]);
       for (const p of (services[name]!.ports ?? []).map(portMapping)) expect(p.ip).toBe('127.0.0.1');
     }
     expect(services.postgres!.ports).toBeUndefined();
