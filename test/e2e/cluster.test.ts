@@ -26,7 +26,7 @@ import { startGateway, type Gateway } from '../../src/gateway/server';
 import type { RolloutStatus } from '../../src/workflows/status';
 import { expectEnded, rolloutEnded, rolloutStatus, startControlPlane, startRollout, waitForRollout, type ControlPlane } from '../helpers/control-plane';
 import { testLogLevel, uniqueTaskQueue, workflowBundle } from '../helpers/dev-server';
-import { e2eSpec, expectRolledBackOnErrorRate, getRoute, putRoute, spawnTs, waitForOutput, weightsOf, type Proc } from '../helpers/e2e';
+import { e2eSpec, expectRolledBackOnErrorRate, getRoute, processSettings, putRoute, spawnTs, waitForOutput, weightsOf, type Proc } from '../helpers/e2e';
 import { request } from '../helpers/http';
 import { uniqueTarget } from '../helpers/specs';
 import { startTemporalCluster, type TemporalCluster } from '../helpers/temporal-cluster';
@@ -86,15 +86,7 @@ beforeAll(async () => {
   Object.assign(models, { v1, v2, faulty });
   env = await Env.createFromExistingServer({ address: cluster.address, namespace: cluster.namespace });
   // Worker 2: a real worker process on the same task queue (its own identity, <pid>@<host>).
-  workerProc = spawnTs('worker process', 'src/worker.ts', {
-    TEMPORAL_ADDRESS: cluster.address,
-    TEMPORAL_NAMESPACE: cluster.namespace,
-    TEMPORAL_TLS: '', TEMPORAL_TLS_CA: '', TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '', TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: '',
-    TASK_QUEUE: taskQueue,
-    GATEWAY_URL: gateway.url,
-    GATEWAY_ADMIN_TOKEN: '',
-    LOG_LEVEL: 'warn',
-  });
+  workerProc = spawnTs('worker process', 'src/worker.ts', processSettings({ temporalAddress: cluster.address, namespace: cluster.namespace, taskQueue, gatewayUrl: gateway.url }, { LOG_LEVEL: 'warn' }));
   // Worker 1 and the REST API: the control plane, in this process.
   control = await startControlPlane(env, { gatewayUrl: gateway.url, taskQueue });
   await waitForOutput(workerProc, 'worker polling task queue', 120_000);

@@ -8,30 +8,18 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import pino from 'pino';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startModelServer, type ModelServer } from '../../src/demo/model-server';
-import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
-import { startGateway, type Gateway } from '../../src/gateway/server';
 import type { Decision } from '../../src/workflows/status';
 import { expectEnded, startControlPlane, startRollout, waitForRollout, type ControlPlane } from '../helpers/control-plane';
 import { testLogLevel, uniqueTaskQueue, workflowBundle } from '../helpers/dev-server';
-import { e2eSpec, getRoute, putRoute, recordingProxy, spawnTs, waitForOutput, weightsOf, type Proc, type RecordingProxy } from '../helpers/e2e';
-import { expectHistoryHoldsDecisions, expectSplits, splitsReceived } from '../helpers/faults';
-import { uniqueTarget } from '../helpers/specs';
+import { e2eSpec, getRoute, processSettings, spawnTs, waitForOutput, weightsOf, type Proc } from '../helpers/e2e';
+import { expectHistoryHoldsDecisions, expectSplits, splitsReceived, startDataPlane, type DataPlane } from '../helpers/faults';
 import { startTemporalCluster, type TemporalCluster } from '../helpers/temporal-cluster';
 
 let cluster: TemporalCluster;
 let env: TestWorkflowEnvironment;
-let gateway: Gateway;
-let proxy: RecordingProxy;
+let plane: DataPlane;
 let control: ControlPlane;
 let workerProc: Proc;
-let traffic: TrafficRun | undefined;
-const models: ModelServer[] = [];
-const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-cluster-faults-'));
 const taskQueue = uniqueTaskQueue('cluster-faults');
 
 beforeAll(async () => {
@@ -40,50 +28,24 @@ beforeAll(async () => {
   } catch {
     // already installed in this process: keep it
   }
-  const [c, gw, v1, v2] = await Promise.all([
-    startTemporalCluster(),
-    startGateway({ port: 0, dataDir, logger: pino({ level: 'silent' }) }),
-    startModelServer({ version: 'v1', latencyMs: 30, latencySpread: 0.1 }),
-    startModelServer({ version: 'v2', latencyMs: 30, latencySpread: 0.1 }),
-    workflowBundle(),
-  ]);
-  cluster = c;
-  gateway = gw;
-  models.push(v1, v2);
-  proxy = await recordingProxy(gateway.url);
+  [cluster, plane] = await Promise.all([startTemporalCluster(), startDataPlane('faults-cluster'), workflowBundle()]);
   env = await TestWorkflowEnvironment.createFromExistingServer({ address: cluster.address, namespace: cluster.namespace });
-  workerProc = spawnTs('worker process', 'src/worker.ts', {
-    TEMPORAL_ADDRESS: cluster.address,
-    TEMPORAL_NAMESPACE: cluster.namespace,
-    TEMPORAL_TLS: '', TEMPORAL_TLS_CA: '', TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '', TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: '',
-    TASK_QUEUE: taskQueue,
-    GATEWAY_URL: proxy.url,
-    GATEWAY_ADMIN_TOKEN: '',
-    LOG_LEVEL: 'warn',
-  });
-  control = await startControlPlane(env, { gatewayUrl: proxy.url, taskQueue });
+  workerProc = spawnTs('worker process', 'src/worker.ts', processSettings({ temporalAddress: cluster.address, namespace: cluster.namespace, taskQueue, gatewayUrl: plane.proxy.url }, { LOG_LEVEL: 'warn' }));
+  control = await startControlPlane(env, { gatewayUrl: plane.proxy.url, taskQueue });
   await waitForOutput(workerProc, 'worker polling task queue', 120_000);
 }, 240_000);
 
 afterAll(async () => {
-  traffic?.stop();
-  await traffic?.done;
   await workerProc?.stop(10_000);
   await control?.stop();
   await env?.teardown();
-  await proxy?.close();
-  await gateway?.close(1_000);
-  await Promise.all(models.map((m) => m.close()));
+  await plane?.stop();
   await cluster?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
 }, 90_000);
 
 it('the history service SIGKILLed and restarted mid-bake: the rollout promotes, each split once, every decision kept', async () => {
-  const [v1, v2] = models as [ModelServer, ModelServer];
-  const target = uniqueTarget('cluster-history');
-  await putRoute(gateway.url, target, [{ name: 'v1', url: v1.url, weight: 100 }]);
-  traffic = startTraffic({ gatewayUrl: gateway.url, target, rate: 40, durationMs: Number.POSITIVE_INFINITY, users: 1000 });
-  const started = await startRollout(control.api, e2eSpec(target, v1.url, v2.url, { steps: [{ weight: 25, bake: '6s' }, { weight: 60, bake: '3s' }, { weight: 100 }] }));
+  const { target, traffic } = await plane.target('cluster-history');
+  const started = await startRollout(control.api, e2eSpec(target, plane.v1.url, plane.v2.url, { steps: [{ weight: 25, bake: '6s' }, { weight: 60, bake: '3s' }, { weight: 100 }] }));
   const seen: Decision[][] = [];
   const before = await waitForRollout(control.api, started.id, (s) => {
     seen.push(s.decisions);
@@ -93,7 +55,7 @@ it('the history service SIGKILLed and restarted mid-bake: the rollout promotes, 
   const t0 = Date.now();
   await cluster.restart('history', { kill: true });
   const restartMs = Date.now() - t0;
-  const splitsAtRestart = splitsReceived(proxy, target);
+  const splitsAtRestart = splitsReceived(plane.proxy, target);
   const final = await waitForRollout(control.api, started.id, (s) => {
     seen.push(s.decisions);
     return ['promoted', 'rolled_back', 'aborted', 'failed'].includes(s.phase);
@@ -103,15 +65,14 @@ it('the history service SIGKILLed and restarted mid-bake: the rollout promotes, 
     throw err;
   });
   traffic.stop();
-  await traffic.done;
   console.log(`history SIGKILLed and serving again after ${(restartMs / 1000).toFixed(1)} s; the rollout ${final.phase} ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill`);
 
   expectEnded(final, 'promoted');
   expect(final.weights).toEqual({ baseline: 0, candidate: 100 });
   expect(final.decisions.length).toBeGreaterThan(before.decisions.length);
-  expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 0, v2: 100 });
+  expect(weightsOf(await getRoute(plane.gateway.url, target))).toEqual({ v1: 0, v2: 100 });
   expect(splitsAtRestart.slice(0, 2)).toEqual(['v1=100 v2=0', 'v1=75 v2=25']);
-  expectSplits(proxy, target, ['v1=100 v2=0', 'v1=75 v2=25', 'v1=40 v2=60', 'v1=0 v2=100']);
+  expectSplits(plane.proxy, target, ['v1=100 v2=0', 'v1=75 v2=25', 'v1=40 v2=60', 'v1=0 v2=100']);
   const handle = env.client.workflow.getHandle(started.id);
   await expectHistoryHoldsDecisions(handle, seen);
   const history = (await handle.fetchHistory()).events!;

@@ -9,82 +9,46 @@
  * live traffic.
  */
 import { Client, Connection } from '@temporalio/client';
-import pino from 'pino';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gatewayTrafficRouter } from '../../src/activities/routers/gateway';
 import { createApp } from '../../src/api/app';
-import { startModelServer, type ModelServer } from '../../src/demo/model-server';
-import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
-import { startGateway, type Gateway } from '../../src/gateway/server';
 import type { Decision, RolloutStatus } from '../../src/workflows/status';
 import { expectEnded, waitForRollout } from '../helpers/control-plane';
 import { uniqueTaskQueue } from '../helpers/dev-server';
-import { e2eSpec, getRoute, putRoute, recordingProxy, spawnTs, waitForOutput, weightsOf, type Proc, type RecordingProxy } from '../helpers/e2e';
-import { expectHistoryHoldsDecisions, expectSplits, splitsReceived, startDevServerProcess, type DevServerProcess } from '../helpers/faults';
+import { e2eSpec, getRoute, processSettings, spawnTs, waitForOutput, weightsOf, type Proc } from '../helpers/e2e';
+import { expectHistoryHoldsDecisions, expectSplits, splitsReceived, startDataPlane, startDevServerProcess, type DataPlane, type DevServerProcess } from '../helpers/faults';
 import { listen, request, type Listening } from '../helpers/http';
-import { uniqueTarget } from '../helpers/specs';
 
 let temporal: DevServerProcess;
+let plane: DataPlane;
 let connection: Connection;
 let client: Client;
-let gateway: Gateway;
-let proxy: RecordingProxy;
 let api: Listening;
 let worker: Proc;
-let traffic: TrafficRun | undefined;
-const models: ModelServer[] = [];
-const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-dev-server-restart-'));
 const taskQueue = uniqueTaskQueue('dev-server-restart');
 
 beforeAll(async () => {
-  const [t, gw, v1, v2] = await Promise.all([
-    startDevServerProcess(join(dataDir, 'temporal.sqlite')),
-    startGateway({ port: 0, dataDir, logger: pino({ level: 'silent' }) }),
-    startModelServer({ version: 'v1', latencyMs: 30, latencySpread: 0.1 }),
-    startModelServer({ version: 'v2', latencyMs: 30, latencySpread: 0.1 }),
-  ]);
-  temporal = t;
-  gateway = gw;
-  models.push(v1, v2);
-  proxy = await recordingProxy(gateway.url);
+  plane = await startDataPlane('faults-dev-server-restart');
+  temporal = await startDevServerProcess(join(plane.dataDir, 'temporal.sqlite'));
   connection = await Connection.connect({ address: temporal.address });
   client = new Client({ connection, namespace: 'default' });
-  api = await listen(createApp({ client, config: { namespace: 'default', taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, routerFor: () => gatewayTrafficRouter({ url: gateway.url }) }));
-  worker = spawnTs('worker', 'src/worker.ts', {
-    TEMPORAL_ADDRESS: temporal.address,
-    TEMPORAL_NAMESPACE: 'default',
-    TEMPORAL_TLS: '', TEMPORAL_TLS_CA: '', TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '', TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: '',
-    TASK_QUEUE: taskQueue,
-    GATEWAY_URL: proxy.url,
-    GATEWAY_ADMIN_TOKEN: '',
-    LOG_LEVEL: 'warn',
-  });
+  api = await listen(createApp({ client, config: { namespace: 'default', taskQueue, temporalUiUrl: 'http://127.0.0.1:8233' }, routerFor: () => gatewayTrafficRouter({ url: plane.gateway.url }) }));
+  worker = spawnTs('worker', 'src/worker.ts', processSettings({ temporalAddress: temporal.address, taskQueue, gatewayUrl: plane.proxy.url }, { LOG_LEVEL: 'warn' }));
   await waitForOutput(worker, 'worker polling task queue', 120_000);
 }, 180_000);
 
 afterAll(async () => {
-  traffic?.stop();
-  await traffic?.done;
   await worker?.stop(10_000);
   await api?.close();
   await connection?.close();
   await temporal?.stop();
-  await proxy?.close();
-  await gateway?.close(1_000);
-  await Promise.all(models.map((m) => m.close()));
-  rmSync(dataDir, { recursive: true, force: true });
+  await plane?.stop();
 }, 60_000);
 
 it('the dev server killed -9 mid-bake and restarted on its SQLite file: the rollout promotes, each split once, every decision kept', async () => {
-  const [v1, v2] = models as [ModelServer, ModelServer];
-  const target = uniqueTarget('dev-restart');
-  await putRoute(gateway.url, target, [{ name: 'v1', url: v1.url, weight: 100 }]);
-  traffic = startTraffic({ gatewayUrl: gateway.url, target, rate: 40, durationMs: Number.POSITIVE_INFINITY, users: 1000 });
-
+  const { target, traffic } = await plane.target('dev-restart');
   const res = await request<RolloutStatus>(api.url, 'POST', '/v1/rollouts', {
-    body: e2eSpec(target, v1.url, v2.url, { steps: [{ weight: 25, bake: '8s' }, { weight: 60, bake: '3s' }, { weight: 100 }] }),
+    body: e2eSpec(target, plane.v1.url, plane.v2.url, { steps: [{ weight: 25, bake: '8s' }, { weight: 60, bake: '3s' }, { weight: 100 }] }),
   });
   expect(res.status).toBe(201);
   const id = res.body.id;
@@ -96,7 +60,7 @@ it('the dev server killed -9 mid-bake and restarted on its SQLite file: the roll
 
   await temporal.kill9();
   const killedAt = Date.now();
-  const splitsAtKill = splitsReceived(proxy, target);
+  const splitsAtKill = splitsReceived(plane.proxy, target);
   // Down for as long as a start takes: the worker's polls and the API's calls fail meanwhile.
   await temporal.start();
   const backAfterMs = Date.now() - killedAt;
@@ -106,14 +70,13 @@ it('the dev server killed -9 mid-bake and restarted on its SQLite file: the roll
     return ['promoted', 'rolled_back', 'aborted', 'failed'].includes(s.phase);
   }, 'the end', 120_000);
   traffic.stop();
-  await traffic.done;
 
   expectEnded(final, 'promoted');
   expect(final.weights).toEqual({ baseline: 0, candidate: 100 });
   expect(final.decisions.length).toBeGreaterThan(before.decisions.length);
-  expect(weightsOf(await getRoute(gateway.url, target))).toEqual({ v1: 0, v2: 100 });
+  expect(weightsOf(await getRoute(plane.gateway.url, target))).toEqual({ v1: 0, v2: 100 });
   expect(splitsAtKill).toEqual(['v1=100 v2=0', 'v1=75 v2=25']);
-  expectSplits(proxy, target, ['v1=100 v2=0', 'v1=75 v2=25', 'v1=40 v2=60', 'v1=0 v2=100']);
+  expectSplits(plane.proxy, target, ['v1=100 v2=0', 'v1=75 v2=25', 'v1=40 v2=60', 'v1=0 v2=100']);
   await expectHistoryHoldsDecisions(client.workflow.getHandle(id), seen);
   expect(worker.alive()).toBe(true);
   console.log(`dev server killed with ${before.decisions.length} checks done, serving again after ${(backAfterMs / 1000).toFixed(1)} s; promoted ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`);

@@ -25,7 +25,7 @@ import { startGateway, type Gateway } from '../../src/gateway/server';
 import type { RolloutStatus } from '../../src/workflows/status';
 import { FINAL_PHASES, expectEnded } from '../helpers/control-plane';
 import { startDevServer, uniqueTaskQueue } from '../helpers/dev-server';
-import { e2eSpec, getRoute, putRoute, recordingProxy, spawnTs, splitOf, waitForOutput, weightsOf, type Proc, type RecordingProxy } from '../helpers/e2e';
+import { e2eSpec, getRoute, processSettings, putRoute, recordingProxy, spawnTs, splitOf, waitForOutput, weightsOf, type Proc, type RecordingProxy } from '../helpers/e2e';
 import { eventually, listen, request, type Listening } from '../helpers/http';
 import { expectHistoryHoldsDecisions } from '../helpers/faults';
 import { uniqueTarget } from '../helpers/specs';
@@ -43,14 +43,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'model-canary-faults-workers-'));
 const taskQueue = uniqueTaskQueue('faults-workers');
 
 function startWorkerProcess(n: number): Proc {
-  const proc = spawnTs(`worker ${n}`, 'src/worker.ts', {
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_NAMESPACE: env.namespace ?? 'default',
-    TEMPORAL_TLS: '', TEMPORAL_TLS_CA: '', TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '', TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: '',
-    TASK_QUEUE: taskQueue,
-    GATEWAY_URL: proxy.url,
-    GATEWAY_ADMIN_TOKEN: '',
-  });
+  const proc = spawnTs(`worker ${n}`, 'src/worker.ts', processSettings({ temporalAddress: env.address, namespace: env.namespace, taskQueue, gatewayUrl: proxy.url }));
   workers.push(proc);
   return proc;
 }

@@ -65,6 +65,30 @@ export function spawnTs(name: string, file: string, env: NodeJS.ProcessEnv): Pro
   return proc;
 }
 
+export interface ProcessSettings {
+  temporalAddress: string;
+  namespace?: string;
+  taskQueue: string;
+  gatewayUrl: string;
+}
+
+/**
+ * Settings for a model-canary process (worker, API) on plain gRPC to `temporalAddress`: every
+ * TLS, API-key and token setting is blank, so nothing leaks in from the test's own environment.
+ */
+export function processSettings(o: ProcessSettings, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    TEMPORAL_ADDRESS: o.temporalAddress,
+    TEMPORAL_NAMESPACE: o.namespace ?? 'default',
+    TEMPORAL_TLS: '', TEMPORAL_TLS_CA: '', TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '', TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: '',
+    TASK_QUEUE: o.taskQueue,
+    GATEWAY_URL: o.gatewayUrl,
+    GATEWAY_ADMIN_TOKEN: '',
+    API_TOKEN: '', API_TOKENS: '', API_TOKENS_FILE: '',
+    ...extra,
+  };
+}
+
 /** Waits until the process prints `text` (or throws with its output when it exits first). */
 export async function waitForOutput(proc: Proc, text: string | RegExp, timeoutMs = 60_000): Promise<void> {
   await eventually(

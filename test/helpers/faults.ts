@@ -7,13 +7,70 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { Connection } from '@temporalio/client';
+import pino from 'pino';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startModelServer, type ModelServer } from '../../src/demo/model-server';
+import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
+import { startGateway, type Gateway } from '../../src/gateway/server';
 import { requireTemporalBinary } from '../../src/temporal-bin';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../src/workflows/search-attributes';
 import type { Decision, RolloutStatus } from '../../src/workflows/status';
-import { splitOf, type RecordingProxy } from './e2e';
+import { putRoute, recordingProxy, splitOf, type RecordingProxy } from './e2e';
 import { eventually, freePorts } from './http';
+import { uniqueTarget } from './specs';
+
+export interface DataPlane {
+  gateway: Gateway;
+  /** The baseline and a healthy candidate (30 ms answers). */
+  v1: ModelServer;
+  v2: ModelServer;
+  /** In front of the gateway: the control plane's router and metric source go through it. */
+  proxy: RecordingProxy;
+  dataDir: string;
+  /** A new target on the baseline alone, with live traffic (40 req/s, 1,000 users) until stop(). */
+  target(name: string): Promise<{ target: string; traffic: TrafficRun }>;
+  stop(): Promise<void>;
+}
+
+/** The real gateway (routes in a temp dir), two demo model servers, a recording proxy; stop() ends the traffic too. */
+export async function startDataPlane(name: string): Promise<DataPlane> {
+  const dataDir = mkdtempSync(join(tmpdir(), `model-canary-${name}-`));
+  const [gateway, v1, v2] = await Promise.all([
+    startGateway({ port: 0, dataDir, logger: pino({ level: 'silent' }) }),
+    startModelServer({ version: 'v1', latencyMs: 30, latencySpread: 0.1 }),
+    startModelServer({ version: 'v2', latencyMs: 30, latencySpread: 0.1 }),
+  ]);
+  const proxy = await recordingProxy(gateway.url);
+  const runs: TrafficRun[] = [];
+  return {
+    gateway,
+    v1,
+    v2,
+    proxy,
+    dataDir,
+    async target(prefix) {
+      const target = uniqueTarget(prefix);
+      await putRoute(gateway.url, target, [{ name: 'v1', url: v1.url, weight: 100 }]);
+      const traffic = startTraffic({ gatewayUrl: gateway.url, target, rate: 40, durationMs: Number.POSITIVE_INFINITY, users: 1000 });
+      runs.push(traffic);
+      return { target, traffic };
+    },
+    async stop() {
+      await Promise.all(runs.map(async (r) => {
+        r.stop();
+        await r.done;
+      }));
+      await proxy.close();
+      await gateway.close(1_000);
+      await Promise.all([v1.close(), v2.close()]);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
 export interface DevServerProcess {
   address: string;
