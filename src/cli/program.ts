@@ -136,11 +136,13 @@ Examples:
         if (err instanceof SpecFileError) throw new CliError(err.message);
         throw err;
       }
-      const status = await call(api, () => api.start(spec, opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}), { what: 'start' });
+      const { status, replayed } = await call(api, () => api.start(spec, opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}), { what: 'start' });
       if (opts.json && !opts.watch) return jsonOut(status);
       if (!opts.json) {
         const steps = status.spec.steps.map((s) => `${s.weight}%${s.bake ? ` (${humanMs(s.bake)})` : ''}`).join(' → ');
-        out(`started ${status.id}: ${status.baseline.version} → ${status.candidate.version}, ${steps}`);
+        // A key that started this rollout before: nothing new was started, say so (and where it is now).
+        const versions = `${status.baseline.version} → ${status.candidate.version}, ${steps}`;
+        out(replayed ? `${status.id} was already started by this Idempotency-Key (nothing new started), now ${status.phase}: ${versions}` : `started ${status.id}: ${versions}`);
         if (status.links?.temporalUi) out(`history: ${status.links.temporalUi}`);
       }
       if (opts.watch) code = await watch(api, status.id, { json: opts.json, color: colorOf(globals(cmd), io.stdout) });

@@ -101,9 +101,10 @@ export interface CanaryClient {
    * is: the API validates it. It carries an Idempotency-Key (the one given, else a new UUID), so
    * an answer lost to the network or a restarting API is retried safely: the API is unreachable,
    * or answers 502/503 `temporal_unavailable`/504, and the start is sent again, up to
-   * `startAttempts` times in all, never starting a second rollout.
+   * `startAttempts` times in all, never starting a second rollout. `replayed`: the key had started
+   * this rollout already (this start, retried, or an earlier one with the same key).
    */
-  start(spec: unknown, options?: StartOptions): Promise<RolloutStatus>;
+  start(spec: unknown, options?: StartOptions): Promise<StartedRollout>;
   /** GET /v1/rollouts. */
   list(filter?: ListFilter): Promise<RolloutSummary[]>;
   /** GET /v1/rollouts/:id. */
@@ -114,6 +115,12 @@ export interface CanaryClient {
   healthy(): Promise<boolean>;
   /** Any request; resolves with the JSON body of a 2xx answer, throws ApiResponseError otherwise. */
   request<T>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+export interface StartedRollout {
+  status: RolloutStatus;
+  /** The API answered 200 `Idempotent-Replayed`: the Idempotency-Key had started this rollout before. */
+  replayed: boolean;
 }
 
 export interface StartOptions {
@@ -153,6 +160,10 @@ export function createClient(options: ClientOptions = {}, env: NodeJS.ProcessEnv
   const timeoutMs = options.timeoutMs ?? 30_000;
 
   async function request<T>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+    return (await exchange<T>(method, path, body, extraHeaders)).body;
+  }
+
+  async function exchange<T>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<{ body: T; headers: Headers }> {
     const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -180,7 +191,7 @@ export function createClient(options: ClientOptions = {}, env: NodeJS.ProcessEnv
       parsed = undefined;
     }
     if (!res.ok) throw new ApiResponseError(method, path, res.status, parsed);
-    return parsed as T;
+    return { body: parsed as T, headers: res.headers };
   }
 
   const idPath = (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`;
@@ -192,7 +203,8 @@ export function createClient(options: ClientOptions = {}, env: NodeJS.ProcessEnv
       const attempts = options.startAttempts ?? 3;
       for (let attempt = 1; ; attempt++) {
         try {
-          return await request<RolloutStatus>('POST', '/v1/rollouts', spec, headers);
+          const { body, headers: answered } = await exchange<RolloutStatus>('POST', '/v1/rollouts', spec, headers);
+          return { status: body, replayed: answered.get('idempotent-replayed') === 'true' };
         } catch (err) {
           if (attempt >= attempts || !retryableStart(err)) throw err;
           await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));

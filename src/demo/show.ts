@@ -333,7 +333,7 @@ function describeSpec(spec: RolloutSpecInput): string {
 async function startRollout(api: CanaryClient, spec: RolloutSpecInput, print: (l: string) => void, signal: AbortSignal): Promise<RolloutStatus> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await api.start(spec);
+      return (await api.start(spec)).status;
     } catch (err) {
       if (!(err instanceof ApiResponseError)) throw err;
       if (!(err.status === 409 && attempt < 3)) throw new Error(err.detail);

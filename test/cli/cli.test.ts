@@ -66,9 +66,13 @@ test('start from YAML and JSON, list, get, pause/resume, watch to promoted (0) a
   const watchHealthy = cli('start', '-f', 'healthy.yaml', '--watch');
   const watchBroken = runCli(['--api', stack.apiUrl, 'start', '-f', 'broken-spec', '--watch'], { env: cliEnv({ API_URL: 'http://127.0.0.1:9' }), cwd });
   // --json on a write is the API's 201 body.
-  const longStarted = await cli('start', '-f', 'long.yml', '--json');
+  const longStarted = await cli('start', '-f', 'long.yml', '--json', '--idempotency-key', `ci-job-${long}`);
   expect(longStarted).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(longStarted.stdout)).toMatchObject({ id: `rollout-${long}`, phase: 'progressing', spec: { target: long } });
+  // The same command again (a re-run CI job): the same rollout, nothing new started, exit 0.
+  const again = await cli('start', '-f', 'long.yml', '--idempotency-key', `ci-job-${long}`);
+  expect(again).toMatchObject({ code: 0, stderr: '' });
+  expect(again.stdout).toMatch(new RegExp(`^rollout-${long} was already started by this Idempotency-Key \\(nothing new started\\), now progressing: v1 → v2`));
   await eventually(async () => ((await cli('list', '--json')).stdout.includes(`rollout-${broken}`) ? true : undefined), 30_000, 'all three rollouts to be listed');
 
   // ---- list / get while they run ----

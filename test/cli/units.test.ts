@@ -169,7 +169,7 @@ test("the client's start carries one Idempotency-Key through its retries, and re
   });
   try {
     const api = createClient({ baseUrl: server.url });
-    await expect(api.start({ target: 'chat' }, { idempotencyKey: 'job-42' })).resolves.toEqual({ id: 'rollout-chat' });
+    await expect(api.start({ target: 'chat' }, { idempotencyKey: 'job-42' })).resolves.toEqual({ status: { id: 'rollout-chat' }, replayed: false });
     expect(keys).toEqual(['job-42', 'job-42', 'job-42']);
     // Without a key given, a fresh UUID; a 400 is final: no retry.
     keys.length = 0;
