@@ -90,7 +90,7 @@ beforeAll(async () => {
   // Worker 1 and the REST API: the control plane, in this process.
   control = await startControlPlane(env, { gatewayUrl: gateway.url, taskQueue });
   await waitForOutput(workerProc, 'worker polling task queue', 120_000);
-}, 240_000);
+}, 900_000); // a first run builds the cluster from Go modules: minutes
 
 afterAll(async () => {
   await Promise.all(runs.map((r) => stopTraffic(r)));

@@ -33,7 +33,7 @@ beforeAll(async () => {
   workerProc = spawnTs('worker process', 'src/worker.ts', processSettings({ temporalAddress: cluster.address, namespace: cluster.namespace, taskQueue, gatewayUrl: plane.proxy.url }, { LOG_LEVEL: 'warn' }));
   control = await startControlPlane(env, { gatewayUrl: plane.proxy.url, taskQueue });
   await waitForOutput(workerProc, 'worker polling task queue', 120_000);
-}, 240_000);
+}, 900_000); // a first run builds the cluster from Go modules: minutes
 
 afterAll(async () => {
   await workerProc?.stop(10_000);

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { TEMPORAL_BIN_DIR } from '../../src/temporal-bin';
+import { PROJECT_ROOT, TEMPORAL_BIN_DIR } from '../../src/temporal-bin';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../src/workflows/search-attributes';
 import { freePorts } from './http';
 
@@ -55,6 +55,19 @@ export interface TemporalClusterOptions {
 
 const CLUSTER_BIN_DIR = process.env.TEMPORAL_CLUSTER_BIN_DIR ?? join(TEMPORAL_BIN_DIR, 'cluster');
 const INSTALL_HINT = 'run `bash scripts/install-temporal-cluster.sh` (and scripts/install-debian.sh for PostgreSQL)';
+
+/**
+ * The cluster's binaries and PostgreSQL, installed by the project's scripts when missing (never
+ * skipped): Debian's postgresql, then temporal-server built from Go modules (minutes when cold).
+ */
+export function ensureTemporalClusterInstalled(): void {
+  const installed = ['temporal-server', 'temporal-sql-tool', 'schema.dir'].every((f) => existsSync(join(CLUSTER_BIN_DIR, f))) && existsSync('/usr/lib/postgresql');
+  if (installed) return;
+  for (const script of ['scripts/install-debian.sh', 'scripts/install-temporal-cluster.sh']) {
+    const result = spawnSync('bash', [join(PROJECT_ROOT, script)], { stdio: 'inherit' });
+    if (result.status !== 0) throw new Error(`${script} failed (exit ${result.status ?? result.signal})`);
+  }
+}
 
 function clusterBinary(name: 'temporal-server' | 'temporal-sql-tool'): string {
   const path = join(CLUSTER_BIN_DIR, name);
@@ -245,6 +258,7 @@ async function serving(conn: Connection, namespace: string): Promise<void> {
 
 /** Starts PostgreSQL and a four-service Temporal cluster on it; see the file's comment. */
 export async function startTemporalCluster(options: TemporalClusterOptions = {}): Promise<TemporalCluster> {
+  ensureTemporalClusterInstalled();
   const namespace = options.namespace ?? 'default';
   const startDeadline = Date.now() + (options.startTimeoutMs ?? 150_000);
   const remaining = () => Math.max(1_000, startDeadline - Date.now());
