@@ -144,10 +144,26 @@ const PERMANENT_SPAWN_ERRORS = new Set(['ENOENT', 'EACCES', 'ENOEXEC', 'ENOTDIR'
  * gRPC frontend (`--ip`; its HTTP API, metrics and internal services bind that IP too) and the
  * UI (`--ui-ip`) — and our search attributes.
  */
+/**
+ * The dev server's settings for many rollouts (measured by `npm run bench:scale`, README "Scale"):
+ * its SQLite file in WAL mode without an fsync per transaction (the default journal makes every
+ * workflow task wait for the disk: checks 2 s late at 100 rollouts; WAL survives a kill -9 of the
+ * server, the fault suite checks it, and only an OS crash can lose the last writes), and a timer
+ * queue that reads up to 1,000 timers per poll at up to 500 polls/s (the defaults, 100 and 20,
+ * fire some timers 30 s late at 300 rollouts).
+ */
+export const DEV_SERVER_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
+export const DEV_SERVER_DYNAMIC_CONFIG = ['history.timerTaskBatchSize=1000', 'history.timerProcessorMaxPollRPS=500'];
+export const DEV_SERVER_TUNING_ARGS = [
+  ...DEV_SERVER_SQLITE_PRAGMAS.flatMap((p) => ['--sqlite-pragma', p]),
+  ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]),
+];
+
 export function devServerArgs(o: { dbFile: string; port: number; uiPort: number; logLevel: string; namespace: string }): string[] {
   return [
     'server', 'start-dev',
     '--db-filename', o.dbFile,
+    ...DEV_SERVER_TUNING_ARGS,
     '--ip', '127.0.0.1',
     '--port', String(o.port),
     '--ui-ip', '127.0.0.1',

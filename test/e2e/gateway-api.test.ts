@@ -14,7 +14,7 @@ import type { RolloutSpecInput } from '../../src/spec';
 import { rolloutWorkflowId } from '../../src/workflows/messages';
 import { expectEnded, rolloutEnded, startControlPlane, startRollout, type ControlPlane } from '../helpers/control-plane';
 import { startDevServer, workflowBundle } from '../helpers/dev-server';
-import { request, versionsServing } from '../helpers/http';
+import { eventually, request, versionsServing } from '../helpers/http';
 import { startKube, type KubeCluster } from '../helpers/kube';
 import { startMesh, type Mesh } from '../helpers/mesh';
 import { startModelProcesses, stopModelProcesses, type ModelProcess } from '../helpers/model-processes';
@@ -134,6 +134,19 @@ function spec(target: string, candidateService: string, versionLabels: Record<st
   };
 }
 
+/**
+ * The mesh's counts once `service` (which the new route sends nothing) has stopped moving: the
+ * mesh counts a request when it is answered, so one sent just before the sync may still be in flight.
+ */
+function servedOnceSettled(service: string): Promise<Record<string, number>> {
+  return eventually(async () => {
+    const first = mesh.served();
+    await new Promise((r) => setTimeout(r, 500));
+    const second = mesh.served();
+    return first[service] === second[service] ? second : undefined;
+  }, 15_000, `${service}'s count to settle after the sync`);
+}
+
 /** The route with rule 1's backendRefs replaced: everything else must be as the operator made it. */
 function withMainBackends(route: any, backendRefs: unknown[]): any {
   return { ...route.spec, rules: [route.spec.rules[0], { ...route.spec.rules[1], backendRefs }] };
@@ -165,7 +178,7 @@ it('promotes a healthy candidate: the HTTPRoute rule ends at chat-v2 10000, chat
 
   // The data plane follows the route: chat-v2 takes everything now, and rule 0 still sends debug requests to its backend.
   await mesh.synced(after.metadata.resourceVersion);
-  const served = mesh.served();
+  const served = await servedOnceSettled('chat-v1');
   const debug = await fetch(`${mesh.url}/${target}/v1/models`, { headers: { 'x-debug': 'true' } });
   await debug.text();
   await new Promise((r) => setTimeout(r, 1_000));
@@ -195,7 +208,7 @@ it('rolls back a candidate with 30% errors: the HTTPRoute rule is back at chat-v
 
   // And the mesh sends nothing to the faulty candidate any more.
   await mesh.synced(after.metadata.resourceVersion);
-  const served = mesh.served();
+  const served = await servedOnceSettled('chat-v2-faulty');
   await new Promise((r) => setTimeout(r, 1_000));
   expect(mesh.served()['chat-v2-faulty']).toBe(served['chat-v2-faulty']);
 }, 120_000);

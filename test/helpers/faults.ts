@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { startModelServer, type ModelServer } from '../../src/demo/model-server';
 import { startTraffic, type TrafficRun } from '../../src/demo/traffic';
 import { startGateway, type Gateway } from '../../src/gateway/server';
+import { DEV_SERVER_TUNING_ARGS } from '../../scripts/stack';
 import { requireTemporalBinary } from '../../src/temporal-bin';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../src/workflows/search-attributes';
 import type { Decision, RolloutStatus } from '../../src/workflows/status';
@@ -100,6 +101,8 @@ export async function startDevServerProcess(dbFile: string): Promise<DevServerPr
     '--port', String(port),
     '--headless',
     '--log-level', 'error',
+    // As `npm run serve` runs it (WAL, no fsync per transaction): the kill -9 below tests that too.
+    ...DEV_SERVER_TUNING_ARGS,
     ...Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
   const server: DevServerProcess = {
