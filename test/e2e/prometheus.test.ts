@@ -104,12 +104,13 @@ it('promotes a healthy candidate judged on the gateway metrics Prometheus scrape
   expect(passed.some((d) => d.weight === 10)).toBe(true);
   const at50 = passed.filter((d) => d.weight === 50);
   expect(at50.length).toBeGreaterThan(0);
-  for (const d of at50) {
-    const share = d.metrics.candidate.requests / (d.metrics.candidate.requests + d.metrics.baseline.requests);
-    expect(share).toBeGreaterThan(0.3);
-    expect(share).toBeLessThan(0.7);
-    expect(d.metrics.candidate.latencyP95Ms).toBeGreaterThan(0);
-  }
+  // Over the step's checks together: one 2 s check holds a few dozen scraped requests, whose share
+  // wanders (0.74 once in CI); the step's 100+ give the split itself.
+  const sum = (side: 'candidate' | 'baseline') => at50.reduce((n, d) => n + d.metrics[side].requests, 0);
+  const share = sum('candidate') / (sum('candidate') + sum('baseline'));
+  expect(share).toBeGreaterThan(0.3);
+  expect(share).toBeLessThan(0.7);
+  for (const d of at50) expect(d.metrics.candidate.latencyP95Ms).toBeGreaterThan(0);
 }, 60_000);
 
 it('rolls back a candidate with 30% errors seen in its vLLM metrics; the gateway is back at 100% baseline', async () => {
