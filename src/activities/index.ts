@@ -99,6 +99,11 @@ const sameUrl = (a: string, b: string) => {
 };
 
 export function createActivities({ routerFor, metricsFor, notifier, urlAllowList }: ActivityDeps) {
+  /** A URL (at `path`) the activity is about to call: refused for good when outside the allow-list. */
+  function requireAllowed(path: string, url: string): void {
+    if (urlAllowList && !urlAllowed(urlAllowList, url)) refuseUrl(urlAllowList, path, url);
+  }
+
   /**
    * A route may send traffic only to URLs the allow-list allows, or that the target serves
    * already: restoring what served before (compensation, a rollback) is never refused, even if
@@ -134,11 +139,11 @@ export function createActivities({ routerFor, metricsFor, notifier, urlAllowList
       // Scheduled before metrics were chosen per rollout: the gateway's counters, for the same versions (see routeInput).
       const { metrics, query } = 'query' in input ? input : { metrics: { kind: 'gateway' } as const, query: { ...(input as MetricQuery), window: { startMs: 0, endMs: 0 } } };
       const metricsUrl = (metrics as { url?: unknown }).url;
-      if (urlAllowList && typeof metricsUrl === 'string' && !urlAllowed(urlAllowList, metricsUrl)) refuseUrl(urlAllowList, 'metrics.url', metricsUrl);
+      if (typeof metricsUrl === 'string') requireAllowed('metrics.url', metricsUrl);
       return metricsFor(metrics).read(query);
     },
     async notify({ destination, event }: NotifyInput): Promise<void> {
-      if (urlAllowList && !urlAllowed(urlAllowList, destination)) refuseUrl(urlAllowList, 'notify.webhook', destination);
+      requireAllowed('notify.webhook', destination);
       await notifier.notify(destination, event);
     },
   };
