@@ -33,7 +33,7 @@ export function workerDeploymentOptions(versioning: WorkerVersioningSettings | u
 
 export async function createWorker(
   connection: NativeConnection,
-  config: Pick<Config, 'namespace' | 'taskQueue' | 'workerVersioning'>,
+  config: Pick<Config, 'namespace' | 'taskQueue' | 'workerVersioning'> & Partial<Pick<Config, 'workerTuning'>>,
   deps: ActivityDeps,
   options: Partial<WorkerOptions> = {},
 ): Promise<Worker> {
@@ -46,6 +46,7 @@ export async function createWorker(
     // A graceful shutdown needs the server; while Temporal is down it would wait forever.
     shutdownForceTime: '10s',
     ...workerDeploymentOptions(config.workerVersioning),
+    ...(config.workerTuning ? workerTuningOptions(config.workerTuning) : {}),
     ...options,
   });
 }
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
     throw connectError(err, config);
   });
   try {
-    const worker = await createWorker(connection, config, defaultActivityDeps(config), workerTuningOptions(config.workerTuning));
+    const worker = await createWorker(connection, config, defaultActivityDeps(config));
     console.log(
       `worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (${describeTemporalSecurity(config)}; ${describeWorkerVersioning(config.workerVersioning)}; gateway ${config.gatewayUrl})`,
     );
